@@ -1,0 +1,1 @@
+//! sepstream-audio: WAV input, resampling, log-mel/MFCC features, microphone capture, keyword decisions.

@@ -1,0 +1,67 @@
+//! The `sepstream` command: keyword spotting on WAV files and the microphone, model tools, benches.
+
+use clap::{Parser, Subcommand};
+
+mod cmd_bench;
+mod cmd_devices;
+mod cmd_eval;
+mod cmd_inspect;
+mod cmd_listen;
+mod cmd_robot;
+mod cmd_train;
+mod cmd_wav;
+
+/// Causal, incremental depthwise-separable CNNs on live streams.
+#[derive(Parser)]
+#[command(name = "sepstream", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Spot keywords live from the microphone.
+    Listen(cmd_listen::Args),
+    /// List audio input devices and their supported sample rates.
+    Devices(cmd_devices::Args),
+    /// Spot keywords in WAV files.
+    Wav(cmd_wav::Args),
+    /// Evaluate a keyword model on a Speech Commands-layout folder with the streaming engine.
+    Eval(cmd_eval::Args),
+    /// Train a keyword model on a Speech Commands-layout folder.
+    Train(cmd_train::Args),
+    /// Per-layer parameters, FLOPs, state and delay of a model spec.
+    Inspect(cmd_inspect::InspectArgs),
+    /// The cost formulas for one separable layer against its standard twin.
+    Cost(cmd_inspect::CostArgs),
+    /// Replace a standard convolution by its best separable approximation.
+    Factorize(cmd_inspect::FactorizeArgs),
+    /// Deadline-bound latency harness for the audio chain.
+    Bench(cmd_bench::Args),
+    /// Run the simulated robot with keyword commands and depth perception.
+    Robot(cmd_robot::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Listen(a) => cmd_listen::run(a),
+        Command::Devices(a) => cmd_devices::run(a),
+        Command::Wav(a) => cmd_wav::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Train(a) => cmd_train::run(a),
+        Command::Inspect(a) => cmd_inspect::run_inspect(a),
+        Command::Cost(a) => cmd_inspect::run_cost(a),
+        Command::Factorize(a) => cmd_inspect::run_factorize(a),
+        Command::Bench(a) => cmd_bench::run(a),
+        Command::Robot(a) => cmd_robot::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

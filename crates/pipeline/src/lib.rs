@@ -1,0 +1,1 @@
+//! sepstream-pipeline: stages on threads joined by bounded crossbeam channels, with deadlines and overload policy.
