@@ -1,1 +1,20 @@
-//! Placeholder
+//! sepstream-nn: causal depthwise-separable convolutions that run one frame at a time.
+//!
+//! A [`Network`] is an immutable list of layers built from a [`ModelSpec`] (TOML) and
+//! [`Weights`] (safetensors). Each stream has its own [`NetworkState`], allocated once; a
+//! [`Network::step`] walks preallocated buffers and never allocates. [`Network::forward`] runs a
+//! whole sequence at once with causal zero padding: it is the oracle the streaming path equals.
+
+pub mod error;
+pub mod layers;
+pub mod network;
+pub mod shape;
+pub mod spec;
+pub mod weights;
+
+pub use error::NnError;
+pub use layers::{Layer, LayerState, Op};
+pub use network::{Network, NetworkState};
+pub use shape::{Activation, FrameShape};
+pub use spec::{InputSpec, LayerSpec, ModelSpec, Size2};
+pub use weights::{Tensor, Weights};

@@ -1,0 +1,47 @@
+//! Typed errors of sepstream-nn: every one names the file, layer or tensor it is about.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading or building a model.
+#[derive(Debug, thiserror::Error)]
+pub enum NnError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid model spec: {message}")]
+    SpecSyntax { path: PathBuf, message: String },
+    #[error("layer {layer}: unknown layer kind `{kind}` (known: {known})")]
+    UnknownLayerKind {
+        layer: String,
+        kind: String,
+        known: &'static str,
+    },
+    #[error("layer {layer}: {reason}")]
+    InvalidLayer { layer: String, reason: String },
+    #[error("model spec: {0}")]
+    InvalidSpec(String),
+    #[error("layer {layer}: weights have no tensor `{tensor}`")]
+    MissingTensor { layer: String, tensor: String },
+    #[error("layer {layer}: tensor `{tensor}` has shape {actual:?}, expected {expected:?}")]
+    WrongShape {
+        layer: String,
+        tensor: String,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+    #[error("layer {layer}: tensor `{tensor}` has dtype {dtype}, expected F32")]
+    WrongDtype {
+        layer: String,
+        tensor: String,
+        dtype: String,
+    },
+    #[error("weights: tensor `{tensor}` is not used by any layer of the spec")]
+    UnusedTensor { tensor: String },
+    #[error("{path}: not a valid safetensors file: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error("model spec {path} names no weights file (add `weights = \"...\"`)")]
+    NoWeights { path: PathBuf },
+}

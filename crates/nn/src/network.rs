@@ -1,0 +1,512 @@
+//! A network: an ordered list of layers built from a spec and weights, with its streaming state.
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::NnError;
+use crate::layers::{
+    AvgPool, Conv, ConvGeometry, Dense, Depthwise, Layer, LayerState, Op, Pointwise, Separable,
+};
+use crate::shape::{Activation, FrameShape};
+use crate::spec::{LayerSpec, ModelSpec, LAYER_KINDS};
+use crate::weights::Weights;
+
+/// An immutable network: layers with their weights. Share it across threads (it is `Send +
+/// Sync`); each stream has its own [`NetworkState`].
+#[derive(Clone, Debug)]
+pub struct Network {
+    spec: ModelSpec,
+    layers: Vec<Layer>,
+}
+
+/// Every buffer one stream through a [`Network`] needs, allocated once by
+/// [`Network::new_state`]: per-layer history and the output frame of every layer.
+#[derive(Clone, Debug)]
+pub struct NetworkState {
+    layers: Vec<LayerState>,
+    outputs: Vec<Box<[f32]>>,
+}
+
+impl NetworkState {
+    /// Back to the start of a stream (all history zero).
+    pub fn reset(&mut self) {
+        self.layers.iter_mut().for_each(LayerState::reset);
+        self.outputs.iter_mut().for_each(|o| o.fill(0.0));
+    }
+}
+
+/// Where a layer's tensors come from while a network is built.
+trait TensorSource {
+    fn tensor(&mut self, layer: &str, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, NnError>;
+}
+
+struct FromWeights<'a> {
+    weights: &'a Weights,
+    used: Vec<String>,
+}
+
+impl TensorSource for FromWeights<'_> {
+    fn tensor(&mut self, layer: &str, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, NnError> {
+        let t = self
+            .weights
+            .tensors
+            .get(tensor)
+            .ok_or_else(|| NnError::MissingTensor {
+                layer: layer.to_string(),
+                tensor: tensor.to_string(),
+            })?;
+        if t.shape != shape {
+            return Err(NnError::WrongShape {
+                layer: layer.to_string(),
+                tensor: tensor.to_string(),
+                expected: shape.to_vec(),
+                actual: t.shape.clone(),
+            });
+        }
+        self.used.push(tensor.to_string());
+        Ok(t.data.clone())
+    }
+}
+
+/// Uniform random weights scaled by fan-in (He-like), so activations stay in range.
+struct Random(ChaCha8Rng);
+
+impl TensorSource for Random {
+    fn tensor(&mut self, _: &str, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, NnError> {
+        let n: usize = shape.iter().product();
+        let bound = if tensor.ends_with("bias") {
+            0.1
+        } else {
+            let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+            (6.0 / fan_in as f32).sqrt()
+        };
+        Ok((0..n).map(|_| self.0.random_range(-bound..=bound)).collect())
+    }
+}
+
+impl Network {
+    /// Loads a spec file and the weights file it names (relative to the spec).
+    pub fn load(spec_path: &Path) -> Result<Self, NnError> {
+        let spec = ModelSpec::load(spec_path)?;
+        let weights_path = spec
+            .weights_path(spec_path)
+            .ok_or_else(|| NnError::NoWeights {
+                path: spec_path.to_path_buf(),
+            })?;
+        let weights = Weights::load(&weights_path)?;
+        Self::from_spec_and_tensors(spec, &weights)
+    }
+
+    /// Builds a network from a spec and safetensors bytes.
+    pub fn from_spec_and_weights(spec: ModelSpec, safetensors: &[u8]) -> Result<Self, NnError> {
+        let weights = Weights::from_safetensors(safetensors, Path::new("<weights>"))?;
+        Self::from_spec_and_tensors(spec, &weights)
+    }
+
+    /// Builds a network from a spec and named tensors; every tensor must be used.
+    pub fn from_spec_and_tensors(spec: ModelSpec, weights: &Weights) -> Result<Self, NnError> {
+        let mut source = FromWeights {
+            weights,
+            used: Vec::new(),
+        };
+        let layers = build_layers(&spec, &mut source)?;
+        if let Some(unused) = weights
+            .tensors
+            .keys()
+            .find(|name| !source.used.contains(name))
+        {
+            return Err(NnError::UnusedTensor {
+                tensor: unused.clone(),
+            });
+        }
+        Ok(Self { spec, layers })
+    }
+
+    /// Builds a network with deterministic random weights (for tests, benches and plumbing).
+    pub fn random(spec: ModelSpec, seed: u64) -> Result<Self, NnError> {
+        let layers = build_layers(&spec, &mut Random(ChaCha8Rng::seed_from_u64(seed)))?;
+        Ok(Self { spec, layers })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn input_shape(&self) -> FrameShape {
+        FrameShape::new(self.spec.input.width, self.spec.input.channels)
+    }
+
+    pub fn output_shape(&self) -> FrameShape {
+        self.layers
+            .last()
+            .map_or(self.input_shape(), |l| l.output())
+    }
+
+    /// Input frames consumed per output frame (the product of the time strides).
+    pub fn time_stride(&self) -> usize {
+        self.layers.iter().map(Layer::time_stride).product()
+    }
+
+    /// Reported delay in input frames: each layer's delay scaled by the strides before it.
+    pub fn delay(&self) -> usize {
+        let mut stride = 1;
+        let mut delay = 0;
+        for layer in &self.layers {
+            delay += layer.delay() * stride;
+            stride *= layer.time_stride();
+        }
+        delay
+    }
+
+    /// Receptive field along time, in input frames: how many input frames one output reads.
+    pub fn receptive_field(&self) -> usize {
+        let mut stride = 1;
+        let mut field = 1;
+        for layer in &self.layers {
+            let extra = match (&layer.op, layer.geometry()) {
+                (Op::AvgPool(p), _) => p.frames - 1,
+                (_, Some(g)) => g.history_frames(),
+                _ => 0,
+            };
+            field += extra * stride;
+            stride *= layer.time_stride();
+        }
+        field
+    }
+
+    /// Bytes of streaming state (history only, the minimum the layers need).
+    pub fn state_bytes(&self) -> usize {
+        self.layers.iter().map(Layer::state_len).sum::<usize>() * std::mem::size_of::<f32>()
+    }
+
+    /// A zero state for one stream, with every buffer a hop needs.
+    pub fn new_state(&self) -> NetworkState {
+        NetworkState {
+            layers: self.layers.iter().map(Layer::new_state).collect(),
+            outputs: self
+                .layers
+                .iter()
+                .map(|l| vec![0.0; l.output().len()].into_boxed_slice())
+                .collect(),
+        }
+    }
+
+    /// Streaming: one input frame in; the new output frame when the strides produce one.
+    /// Never allocates.
+    pub fn step<'s>(&self, state: &'s mut NetworkState, frame: &[f32]) -> Option<&'s [f32]> {
+        assert_eq!(frame.len(), self.input_shape().len(), "input frame length");
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (done, rest) = state.outputs.split_at_mut(i);
+            let input: &[f32] = if i == 0 { frame } else { &done[i - 1] };
+            if !layer.step(&mut state.layers[i], input, &mut rest[0]) {
+                return None;
+            }
+        }
+        state.outputs.last().map(|o| &o[..])
+    }
+
+    /// Streaming over several frames at once (`frames.len()` a multiple of the input frame
+    /// length); calls `on_output` with every output frame produced. Never allocates.
+    pub fn step_many(
+        &self,
+        state: &mut NetworkState,
+        frames: &[f32],
+        mut on_output: impl FnMut(&[f32]),
+    ) {
+        for frame in frames.chunks_exact(self.input_shape().len()) {
+            if let Some(out) = self.step(state, frame) {
+                on_output(out);
+            }
+        }
+    }
+
+    /// The offline oracle: `t` input frames at once, causal zero padding, layer after layer.
+    /// Returns every output frame (`ceil(t / time_stride)` of them), concatenated.
+    pub fn forward(&self, frames: &[f32], t: usize) -> Vec<f32> {
+        let mut x = frames.to_vec();
+        let mut t = t;
+        for layer in &self.layers {
+            x = layer.forward(&x, t);
+            t = t.div_ceil(layer.time_stride());
+        }
+        x
+    }
+
+    /// The weights in the layout the spec's weights file uses.
+    pub fn weights(&self) -> Weights {
+        let mut w = Weights::default();
+        for layer in &self.layers {
+            let n = &layer.name;
+            match &layer.op {
+                Op::Conv(c) => {
+                    let g = &c.geom;
+                    let shape = if layer.kind == "conv1d" {
+                        vec![c.out_channels, g.input.channels, g.k_t]
+                    } else {
+                        vec![c.out_channels, g.input.channels, g.k_t, g.k_w]
+                    };
+                    w.insert(format!("{n}.weight"), shape, c.weight.to_vec());
+                    w.insert(format!("{n}.bias"), vec![c.out_channels], c.bias.to_vec());
+                }
+                Op::Depthwise(d) => insert_depthwise(&mut w, n, &layer.kind, d),
+                Op::Pointwise(p) => insert_pointwise(&mut w, n, p),
+                Op::Separable(s) => {
+                    insert_depthwise(&mut w, &format!("{n}.depthwise"), &layer.kind, &s.depthwise);
+                    insert_pointwise(&mut w, &format!("{n}.pointwise"), &s.pointwise);
+                }
+                Op::Dense(d) => {
+                    w.insert(format!("{n}.weight"), vec![d.units, d.input.len()], d.weight.to_vec());
+                    w.insert(format!("{n}.bias"), vec![d.units], d.bias.to_vec());
+                }
+                Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) => {}
+            }
+        }
+        w
+    }
+
+    /// Writes the weights as a safetensors file that [`Network::load`] reads back.
+    pub fn save_safetensors(&self, path: &Path) -> Result<(), NnError> {
+        self.weights().save(path)
+    }
+}
+
+fn insert_depthwise(w: &mut Weights, name: &str, kind: &str, d: &Depthwise) {
+    let g = &d.geom;
+    let shape = if kind.ends_with("1d") {
+        vec![g.input.channels, g.k_t]
+    } else {
+        vec![g.input.channels, g.k_t, g.k_w]
+    };
+    w.insert(format!("{name}.weight"), shape, d.weight.to_vec());
+    w.insert(format!("{name}.bias"), vec![g.input.channels], d.bias.to_vec());
+}
+
+fn insert_pointwise(w: &mut Weights, name: &str, p: &Pointwise) {
+    w.insert(
+        format!("{name}.weight"),
+        vec![p.out_channels, p.input.channels],
+        p.weight.to_vec(),
+    );
+    w.insert(format!("{name}.bias"), vec![p.out_channels], p.bias.to_vec());
+}
+
+/// Which optional fields each kind accepts, and which it requires.
+fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
+    let present = [
+        ("out_channels", ls.out_channels.is_some()),
+        ("kernel", ls.kernel.is_some()),
+        ("stride", ls.stride.is_some()),
+        ("dilation", ls.dilation.is_some()),
+        ("activation", ls.activation.is_some()),
+        ("centered", ls.centered.is_some()),
+        ("frames", ls.frames.is_some()),
+        ("units", ls.units.is_some()),
+    ];
+    let (allowed, required): (&[&str], &[&str]) = match ls.kind.as_str() {
+        "conv1d" | "conv2d" | "separable1d" | "separable2d" => (
+            &["out_channels", "kernel", "stride", "dilation", "activation", "centered"],
+            &["out_channels", "kernel"],
+        ),
+        "depthwise1d" | "depthwise2d" => (
+            &["kernel", "stride", "dilation", "activation", "centered"],
+            &["kernel"],
+        ),
+        "pointwise" => (&["out_channels", "activation"], &["out_channels"]),
+        "dense" => (&["units", "activation"], &["units"]),
+        "avgpool" => (&["frames"], &["frames"]),
+        "relu" | "relu6" | "identity" | "softmax" => (&[], &[]),
+        other => {
+            return Err(NnError::UnknownLayerKind {
+                layer: name.to_string(),
+                kind: other.to_string(),
+                known: LAYER_KINDS,
+            })
+        }
+    };
+    for (field, is_set) in present {
+        if is_set && !allowed.contains(&field) {
+            return Err(NnError::InvalidLayer {
+                layer: name.to_string(),
+                reason: format!("a {} layer takes no `{field}`", ls.kind),
+            });
+        }
+        if !is_set && required.contains(&field) {
+            return Err(NnError::InvalidLayer {
+                layer: name.to_string(),
+                reason: format!("a {} layer needs `{field}`", ls.kind),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn positive(name: &str, what: &str, v: usize) -> Result<usize, NnError> {
+    if v == 0 {
+        Err(NnError::InvalidLayer {
+            layer: name.to_string(),
+            reason: format!("{what} must be at least 1, got 0"),
+        })
+    } else {
+        Ok(v)
+    }
+}
+
+/// Kernel, stride and dilation of a convolution layer spec, checked.
+fn geometry(name: &str, ls: &LayerSpec, input: FrameShape) -> Result<ConvGeometry, NnError> {
+    let two_d = ls.kind.ends_with("2d");
+    let kernel = ls.kernel.expect("checked by check_fields");
+    if !two_d && matches!(kernel, crate::spec::Size2::Two(_)) {
+        return Err(NnError::InvalidLayer {
+            layer: name.to_string(),
+            reason: format!("a {} layer takes one kernel size, not a pair", ls.kind),
+        });
+    }
+    let (k_t, k_w) = kernel.pair(two_d);
+    let (s_t, s_w) = ls.stride.map_or((1, 1), |s| s.pair(two_d));
+    let d = ls.dilation.unwrap_or(1);
+    positive(name, "kernel (time)", k_t)?;
+    positive(name, "kernel (width)", k_w)?;
+    positive(name, "stride (time)", s_t)?;
+    positive(name, "stride (width)", s_w)?;
+    positive(name, "dilation", d)?;
+    Ok(ConvGeometry::new(
+        input,
+        (k_t, k_w),
+        (s_t, s_w),
+        d,
+        ls.centered.unwrap_or(false),
+    ))
+}
+
+fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Layer>, NnError> {
+    let input = &spec.input;
+    if input.width == 0 || input.channels == 0 {
+        return Err(NnError::InvalidSpec(format!(
+            "input width and channels must be at least 1, got {}x{}",
+            input.width, input.channels
+        )));
+    }
+    if !(input.frame_rate.is_finite() && input.frame_rate > 0.0) {
+        return Err(NnError::InvalidSpec(format!(
+            "input frame_rate must be a positive number, got {}",
+            input.frame_rate
+        )));
+    }
+    if spec.layers.is_empty() {
+        return Err(NnError::InvalidSpec("the model has no layers".into()));
+    }
+    let mut shape = FrameShape::new(input.width, input.channels);
+    let mut layers = Vec::with_capacity(spec.layers.len());
+    for (index, ls) in spec.layers.iter().enumerate() {
+        let name = ls.name.clone().unwrap_or_else(|| format!("{}{index}", ls.kind));
+        check_fields(&name, ls)?;
+        if layers.iter().any(|l: &Layer| l.name == name) {
+            return Err(NnError::InvalidLayer {
+                layer: name,
+                reason: "another layer has the same name".into(),
+            });
+        }
+        let act = ls.activation.unwrap_or(Activation::Identity);
+        let n = name.as_str();
+        let op = match ls.kind.as_str() {
+            "conv1d" | "conv2d" => {
+                let g = geometry(n, ls, shape)?;
+                let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
+                let wshape = if ls.kind == "conv1d" {
+                    vec![co, shape.channels, g.k_t]
+                } else {
+                    vec![co, shape.channels, g.k_t, g.k_w]
+                };
+                let w = src.tensor(n, &format!("{n}.weight"), &wshape)?;
+                let b = src.tensor(n, &format!("{n}.bias"), &[co])?;
+                Op::Conv(Conv::new(g, co, w, b, act))
+            }
+            "depthwise1d" | "depthwise2d" => {
+                let g = geometry(n, ls, shape)?;
+                Op::Depthwise(depthwise(src, n, n, &ls.kind, g, act)?)
+            }
+            "pointwise" => {
+                let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
+                Op::Pointwise(pointwise(src, n, n, shape, co, act)?)
+            }
+            "separable1d" | "separable2d" => {
+                let g = geometry(n, ls, shape)?;
+                let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
+                let dw = depthwise(src, n, &format!("{n}.depthwise"), &ls.kind, g, act)?;
+                let pw = pointwise(src, n, &format!("{n}.pointwise"), dw.output(), co, act)?;
+                Op::Separable(Separable {
+                    depthwise: dw,
+                    pointwise: pw,
+                })
+            }
+            "relu" => Op::Activation(shape, Activation::Relu),
+            "relu6" => Op::Activation(shape, Activation::Relu6),
+            "identity" => Op::Activation(shape, Activation::Identity),
+            "avgpool" => Op::AvgPool(AvgPool {
+                input: shape,
+                frames: positive(n, "frames", ls.frames.unwrap_or(0))?,
+            }),
+            "dense" => {
+                let units = positive(n, "units", ls.units.unwrap_or(0))?;
+                let w = src.tensor(n, &format!("{n}.weight"), &[units, shape.len()])?;
+                let b = src.tensor(n, &format!("{n}.bias"), &[units])?;
+                Op::Dense(Dense::new(shape, units, w, b, act))
+            }
+            "softmax" => Op::Softmax(shape),
+            _ => unreachable!("check_fields rejects unknown kinds"),
+        };
+        let layer = Layer {
+            name,
+            kind: ls.kind.clone(),
+            op,
+        };
+        shape = layer.output();
+        layers.push(layer);
+    }
+    if !spec.labels.is_empty() && spec.labels.len() != shape.len() {
+        return Err(NnError::InvalidSpec(format!(
+            "{} labels for an output frame of {} values",
+            spec.labels.len(),
+            shape.len()
+        )));
+    }
+    Ok(layers)
+}
+
+fn depthwise(
+    src: &mut dyn TensorSource,
+    layer: &str,
+    prefix: &str,
+    kind: &str,
+    g: ConvGeometry,
+    act: Activation,
+) -> Result<Depthwise, NnError> {
+    let c = g.input.channels;
+    let wshape = if kind.ends_with("1d") {
+        vec![c, g.k_t]
+    } else {
+        vec![c, g.k_t, g.k_w]
+    };
+    let w = src.tensor(layer, &format!("{prefix}.weight"), &wshape)?;
+    let b = src.tensor(layer, &format!("{prefix}.bias"), &[c])?;
+    Ok(Depthwise::new(g, w, b, act))
+}
+
+fn pointwise(
+    src: &mut dyn TensorSource,
+    layer: &str,
+    prefix: &str,
+    input: FrameShape,
+    co: usize,
+    act: Activation,
+) -> Result<Pointwise, NnError> {
+    let w = src.tensor(layer, &format!("{prefix}.weight"), &[co, input.channels])?;
+    let b = src.tensor(layer, &format!("{prefix}.bias"), &[co])?;
+    Ok(Pointwise::new(input, co, w, b, act))
+}

@@ -1,0 +1,191 @@
+//! The model spec: a TOML description of a model's input, layers, labels and front end.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::NnError;
+use crate::shape::Activation;
+
+/// A whole model: what it reads, its layers in order, and what its outputs mean.
+/// Unknown keys anywhere are errors. `frontend` and `decision` are kept as tables for the crates
+/// that own them (sepstream-audio parses them with its own strict types).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The safetensors file with the weights, relative to the spec file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<PathBuf>,
+    /// How the weights were obtained (trained, designed by hand, random).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
+    /// Output labels, one per output value of the last layer (empty when outputs are not classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    pub input: InputSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<toml::Table>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<toml::Table>,
+    pub layers: Vec<LayerSpec>,
+}
+
+/// What one input frame is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub width: usize,
+    pub channels: usize,
+    /// Input frames per second (audio: 1 / hop; camera: rows per second or frames per second).
+    pub frame_rate: f64,
+}
+
+/// A kernel, stride or size along (time, width): one integer for 1D layers, a pair for 2D.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size2 {
+    One(usize),
+    Two([usize; 2]),
+}
+
+impl Size2 {
+    /// (time, width); a single integer means (n, 1) for 1D layers and (n, n) for 2D layers.
+    pub fn pair(self, two_d: bool) -> (usize, usize) {
+        match self {
+            Size2::One(n) if two_d => (n, n),
+            Size2::One(n) => (n, 1),
+            Size2::Two([a, b]) => (a, b),
+        }
+    }
+}
+
+/// One layer as written in the spec. Which fields a kind accepts is checked when the model is
+/// built (an irrelevant field is an error, not silently ignored).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSpec {
+    /// Name used for the layer's tensors in the weights file; defaults to `<kind><index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_channels: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<Size2>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<Size2>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dilation: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+    /// A centred kernel run causally: the layer reports a delay of (k_t - 1) * dilation / 2 frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centered: Option<bool>,
+    /// avgpool: how many frames the running mean covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
+    /// dense: number of outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<usize>,
+}
+
+/// Every layer kind the spec accepts.
+pub const LAYER_KINDS: &str = "conv1d, conv2d, depthwise1d, depthwise2d, pointwise, separable1d, \
+separable2d, relu, relu6, identity, avgpool, dense, softmax";
+
+impl ModelSpec {
+    /// Parses a spec from TOML text; `origin` names the source in errors.
+    pub fn from_toml_str_named(text: &str, origin: &Path) -> Result<Self, NnError> {
+        toml::from_str(text).map_err(|e| NnError::SpecSyntax {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Parses a spec from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, NnError> {
+        Self::from_toml_str_named(text, Path::new("<string>"))
+    }
+
+    /// Reads and parses a spec file.
+    pub fn load(path: &Path) -> Result<Self, NnError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NnError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str_named(&text, path)
+    }
+
+    /// The spec as TOML text (what `load` reads back).
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string(self).expect("a ModelSpec always serializes")
+    }
+
+    /// Writes the spec as TOML.
+    pub fn save(&self, path: &Path) -> Result<(), NnError> {
+        std::fs::write(path, self.to_toml_string()).map_err(|source| NnError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The weights path resolved against the directory of the spec file at `spec_path`.
+    pub fn weights_path(&self, spec_path: &Path) -> Option<PathBuf> {
+        self.weights.as_ref().map(|w| {
+            if w.is_absolute() {
+                w.clone()
+            } else {
+                spec_path.parent().unwrap_or(Path::new(".")).join(w)
+            }
+        })
+    }
+}
+
+impl LayerSpec {
+    /// A layer spec of the given kind with every option unset.
+    pub fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            ..Self::default()
+        }
+    }
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+    pub fn out_channels(mut self, c: usize) -> Self {
+        self.out_channels = Some(c);
+        self
+    }
+    pub fn kernel(mut self, k: Size2) -> Self {
+        self.kernel = Some(k);
+        self
+    }
+    pub fn stride(mut self, s: Size2) -> Self {
+        self.stride = Some(s);
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = Some(d);
+        self
+    }
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = Some(a);
+        self
+    }
+    pub fn centered(mut self, c: bool) -> Self {
+        self.centered = Some(c);
+        self
+    }
+    pub fn frames(mut self, n: usize) -> Self {
+        self.frames = Some(n);
+        self
+    }
+    pub fn units(mut self, n: usize) -> Self {
+        self.units = Some(n);
+        self
+    }
+}
