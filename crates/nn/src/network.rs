@@ -82,7 +82,9 @@ impl TensorSource for Random {
             let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
             (6.0 / fan_in as f32).sqrt()
         };
-        Ok((0..n).map(|_| self.0.random_range(-bound..=bound)).collect())
+        Ok((0..n)
+            .map(|_| self.0.random_range(-bound..=bound))
+            .collect())
     }
 }
 
@@ -261,7 +263,11 @@ impl Network {
                     insert_pointwise(&mut w, &format!("{n}.pointwise"), &s.pointwise);
                 }
                 Op::Dense(d) => {
-                    w.insert(format!("{n}.weight"), vec![d.units, d.input.len()], d.weight.to_vec());
+                    w.insert(
+                        format!("{n}.weight"),
+                        vec![d.units, d.input.len()],
+                        d.weight.to_vec(),
+                    );
                     w.insert(format!("{n}.bias"), vec![d.units], d.bias.to_vec());
                 }
                 Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) => {}
@@ -284,7 +290,11 @@ fn insert_depthwise(w: &mut Weights, name: &str, kind: &str, d: &Depthwise) {
         vec![g.input.channels, g.k_t, g.k_w]
     };
     w.insert(format!("{name}.weight"), shape, d.weight.to_vec());
-    w.insert(format!("{name}.bias"), vec![g.input.channels], d.bias.to_vec());
+    w.insert(
+        format!("{name}.bias"),
+        vec![g.input.channels],
+        d.bias.to_vec(),
+    );
 }
 
 fn insert_pointwise(w: &mut Weights, name: &str, p: &Pointwise) {
@@ -293,7 +303,11 @@ fn insert_pointwise(w: &mut Weights, name: &str, p: &Pointwise) {
         vec![p.out_channels, p.input.channels],
         p.weight.to_vec(),
     );
-    w.insert(format!("{name}.bias"), vec![p.out_channels], p.bias.to_vec());
+    w.insert(
+        format!("{name}.bias"),
+        vec![p.out_channels],
+        p.bias.to_vec(),
+    );
 }
 
 /// Which optional fields each kind accepts, and which it requires.
@@ -310,7 +324,14 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
     ];
     let (allowed, required): (&[&str], &[&str]) = match ls.kind.as_str() {
         "conv1d" | "conv2d" | "separable1d" | "separable2d" => (
-            &["out_channels", "kernel", "stride", "dilation", "activation", "centered"],
+            &[
+                "out_channels",
+                "kernel",
+                "stride",
+                "dilation",
+                "activation",
+                "centered",
+            ],
             &["out_channels", "kernel"],
         ),
         "depthwise1d" | "depthwise2d" => (
@@ -404,7 +425,10 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
     let mut shape = FrameShape::new(input.width, input.channels);
     let mut layers = Vec::with_capacity(spec.layers.len());
     for (index, ls) in spec.layers.iter().enumerate() {
-        let name = ls.name.clone().unwrap_or_else(|| format!("{}{index}", ls.kind));
+        let name = ls
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}{index}", ls.kind));
         check_fields(&name, ls)?;
         if layers.iter().any(|l: &Layer| l.name == name) {
             return Err(NnError::InvalidLayer {

@@ -153,7 +153,7 @@ impl Layer {
     pub fn step(&self, state: &mut LayerState, input: &[f32], out: &mut [f32]) -> bool {
         debug_assert_eq!(input.len(), self.input().len());
         debug_assert_eq!(out.len(), self.output().len());
-        let emit = state.frames_seen % self.time_stride() as u64 == 0;
+        let emit = state.frames_seen.is_multiple_of(self.time_stride() as u64);
         match &self.op {
             Op::Conv(c) if emit => c.compute(&state.history, input, out),
             Op::Depthwise(d) if emit => d.compute(&state.history, input, out),
@@ -240,7 +240,10 @@ impl AvgPool {
     fn forward(&self, input: &[f32], t: usize) -> Vec<f32> {
         let c = self.input.channels;
         let mut sums = vec![0.0; t * c];
-        for (frame, s) in input.chunks_exact(self.input.len()).zip(sums.chunks_exact_mut(c)) {
+        for (frame, s) in input
+            .chunks_exact(self.input.len())
+            .zip(sums.chunks_exact_mut(c))
+        {
             self.frame_sums(frame, s);
         }
         let mut out = vec![0.0; t * c];
@@ -333,5 +336,151 @@ pub fn softmax_into(input: &[f32], out: &mut [f32]) {
     }
     for o in out.iter_mut() {
         *o /= sum;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Small cases worked by hand.
+    use super::*;
+
+    fn run_stream(layer: &Layer, frames: &[&[f32]]) -> Vec<Vec<f32>> {
+        let mut st = layer.new_state();
+        let mut out = vec![0.0; layer.output().len()];
+        let mut outs = Vec::new();
+        for f in frames {
+            if layer.step(&mut st, f, &mut out) {
+                outs.push(out.clone());
+            }
+        }
+        outs
+    }
+
+    #[test]
+    fn impulse_through_three_tap_causal_depthwise_gives_the_filter_reversed_in_time() {
+        // weights [w0, w1, w2]: w2 multiplies the newest frame, w0 the oldest.
+        let g = ConvGeometry::new(FrameShape::new(1, 1), (3, 1), (1, 1), 1, false);
+        let dw = Depthwise::new(g, vec![1.0, 2.0, 3.0], vec![0.0], Activation::Identity);
+        let layer = Layer {
+            name: "dw".into(),
+            kind: "depthwise1d".into(),
+            op: Op::Depthwise(dw),
+        };
+        let frames: [&[f32]; 5] = [&[1.0], &[0.0], &[0.0], &[0.0], &[0.0]];
+        let outs = run_stream(&layer, &frames);
+        assert_eq!(
+            outs,
+            vec![vec![3.0], vec![2.0], vec![1.0], vec![0.0], vec![0.0]]
+        );
+        let offline = layer.forward(&[1.0, 0.0, 0.0, 0.0, 0.0], 5);
+        assert_eq!(offline, vec![3.0, 2.0, 1.0, 0.0, 0.0]);
+        assert_eq!(layer.state_len(), 2);
+    }
+
+    #[test]
+    fn dilated_depthwise_reaches_back_dilation_frames_per_tap() {
+        let g = ConvGeometry::new(FrameShape::new(1, 2), (2, 1), (1, 1), 3, false);
+        // channel 0: out = x[t] + 10 x[t-3]; channel 1: out = -x[t]
+        let dw = Depthwise::new(
+            g,
+            vec![10.0, 1.0, 0.0, -1.0],
+            vec![0.0, 0.0],
+            Activation::Identity,
+        );
+        let layer = Layer {
+            name: "dw".into(),
+            kind: "depthwise1d".into(),
+            op: Op::Depthwise(dw),
+        };
+        let frames: Vec<[f32; 2]> = (1..=5).map(|t| [t as f32, t as f32]).collect();
+        let refs: Vec<&[f32]> = frames.iter().map(|f| &f[..]).collect();
+        let outs = run_stream(&layer, &refs);
+        let ch0: Vec<f32> = outs.iter().map(|o| o[0]).collect();
+        assert_eq!(ch0, vec![1.0, 2.0, 3.0, 4.0 + 10.0, 5.0 + 20.0]);
+        assert!(outs.iter().zip(1..).all(|(o, t)| o[1] == -(t as f32)));
+        assert_eq!(layer.state_len(), 3 * 2);
+    }
+
+    #[test]
+    fn two_d_depthwise_case_worked_by_hand() {
+        // One channel, width 3, kernel 2x3 (time x width), same padding along width.
+        // Kernel rows: older frame [1 0 -1], newer frame [0 1 0] (a shift-free copy plus an
+        // edge detector on the previous frame).
+        let g = ConvGeometry::new(FrameShape::new(3, 1), (2, 3), (1, 1), 1, false);
+        let dw = Depthwise::new(
+            g,
+            vec![1.0, 0.0, -1.0, 0.0, 1.0, 0.0],
+            vec![0.5],
+            Activation::Identity,
+        );
+        let layer = Layer {
+            name: "dw".into(),
+            kind: "depthwise2d".into(),
+            op: Op::Depthwise(dw),
+        };
+        let f0: &[f32] = &[1.0, 2.0, 3.0];
+        let f1: &[f32] = &[4.0, 5.0, 6.0];
+        let outs = run_stream(&layer, &[f0, f1]);
+        // t=0: previous frame is zero padding -> copy of f0 + 0.5
+        assert_eq!(outs[0], vec![1.5, 2.5, 3.5]);
+        // t=1: f1 + 0.5 + (left - right neighbour of f0): p0: 0 - 2, p1: 1 - 3, p2: 2 - 0
+        assert_eq!(outs[1], vec![4.5 - 2.0, 5.5 - 2.0, 6.5 + 2.0]);
+        assert_eq!(
+            layer.forward(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2),
+            outs.concat()
+        );
+    }
+
+    #[test]
+    fn stride_two_emits_on_even_frames_and_reads_the_right_window() {
+        // Causal 2-tap sum with stride 2: outputs at t = 0, 2, 4 reading (t-1, t).
+        let g = ConvGeometry::new(FrameShape::new(1, 1), (2, 1), (2, 1), 1, false);
+        let conv = Conv::new(g, 1, vec![1.0, 1.0], vec![0.0], Activation::Identity);
+        let layer = Layer {
+            name: "c".into(),
+            kind: "conv1d".into(),
+            op: Op::Conv(conv),
+        };
+        let xs = [1.0f32, 2.0, 3.0, 4.0, 5.0];
+        let refs: Vec<&[f32]> = xs.iter().map(std::slice::from_ref).collect();
+        let outs = run_stream(&layer, &refs);
+        assert_eq!(outs, vec![vec![1.0], vec![2.0 + 3.0], vec![4.0 + 5.0]]);
+        assert_eq!(layer.forward(&xs, 5), vec![1.0, 5.0, 9.0]);
+    }
+
+    #[test]
+    fn width_stride_and_same_padding_give_ceil_width() {
+        let g = ConvGeometry::new(FrameShape::new(5, 1), (1, 4), (1, 2), 1, false);
+        assert_eq!(g.out_width, 3);
+        assert_eq!(g.pad_left(), 1);
+        let conv = Conv::new(g, 1, vec![1.0; 4], vec![0.0], Activation::Identity);
+        // out p reads columns 2p-1 .. 2p+2: p0: 0..2 -> 1+2+3, p1: 1..4 -> 2+3+4+5, p2: 3..4 -> 4+5
+        assert_eq!(
+            conv.forward(&[1.0, 2.0, 3.0, 4.0, 5.0], 1),
+            vec![6.0, 14.0, 9.0]
+        );
+    }
+
+    #[test]
+    fn avgpool_is_a_running_mean_over_frames_and_width() {
+        let layer = Layer {
+            name: "p".into(),
+            kind: "avgpool".into(),
+            op: Op::AvgPool(AvgPool {
+                input: FrameShape::new(2, 1),
+                frames: 2,
+            }),
+        };
+        let frames: [&[f32]; 3] = [&[2.0, 2.0], &[4.0, 4.0], &[6.0, 8.0]];
+        let outs = run_stream(&layer, &frames);
+        assert_eq!(outs, vec![vec![1.0], vec![3.0], vec![5.5]]);
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut out = [0.0; 3];
+        softmax_into(&[1.0, 3.0, 2.0], &mut out);
+        assert!((out.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(out[1] > out[2] && out[2] > out[0]);
     }
 }

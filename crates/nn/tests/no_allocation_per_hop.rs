@@ -1,0 +1,50 @@
+//! Invariant 2: after warm-up, streaming steps on the DS-CNN spec allocate nothing.
+
+use std::path::Path;
+
+use sepstream_nn::{ModelSpec, Network};
+use sepstream_testkit::{count_allocations, CountingAlloc};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn config(name: &str) -> ModelSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs")
+        .join(name);
+    ModelSpec::load(&path).expect("reference spec loads")
+}
+
+#[test]
+fn ten_thousand_ds_cnn_steps_allocate_zero_bytes() {
+    for name in ["ds_cnn_s.toml", "tc_sep1d.toml"] {
+        let net = Network::random(config(name), 7).unwrap();
+        let mut state = net.new_state();
+        let frame: Vec<f32> = (0..net.input_shape().len())
+            .map(|i| i as f32 * 0.1)
+            .collect();
+        for _ in 0..100 {
+            net.step(&mut state, &frame);
+        }
+        let (outputs, stats) = count_allocations(|| {
+            let mut outputs = 0usize;
+            for _ in 0..10_000 {
+                if net.step(&mut state, &frame).is_some() {
+                    outputs += 1;
+                }
+            }
+            outputs
+        });
+        assert_eq!(outputs, 10_000 / net.time_stride(), "{name}: outputs");
+        assert_eq!(stats.bytes, 0, "{name}: {stats:?} during 10,000 steps");
+        assert_eq!(stats.allocations, 0, "{name}: {stats:?}");
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // Guards the test above against a counter that never counts.
+    let (_, stats) = count_allocations(|| std::hint::black_box(vec![1u8; 100]));
+    assert_eq!(stats.allocations, 1);
+    assert_eq!(stats.bytes, 100);
+}

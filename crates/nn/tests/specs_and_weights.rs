@@ -1,0 +1,189 @@
+//! Loading specs and weights: the reference specs, round trips, and every kind of bad input.
+
+use std::path::{Path, PathBuf};
+
+use sepstream_nn::{ModelSpec, Network, NnError, Weights};
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+const SMALL: &str = r#"
+name = "small"
+[input]
+width = 5
+channels = 2
+frame_rate = 100.0
+[[layers]]
+name = "sep"
+kind = "separable2d"
+out_channels = 3
+kernel = [3, 3]
+dilation = 2
+activation = "relu"
+[[layers]]
+name = "fc"
+kind = "dense"
+units = 4
+"#;
+
+fn small() -> ModelSpec {
+    ModelSpec::from_toml_str(SMALL).unwrap()
+}
+
+#[test]
+fn reference_specs_build_with_the_shapes_and_state_they_promise() {
+    let ds = Network::random(
+        ModelSpec::load(&configs().join("ds_cnn_s.toml")).unwrap(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(ds.input_shape().len(), 10);
+    assert_eq!(ds.output_shape().len(), 12);
+    assert_eq!(ds.time_stride(), 2);
+    // conv1: (10-1) frames of 10x1; four separable: (3-1) frames of 5x64; pool: 24 frames of 64
+    let floats = 9 * 10 + 4 * (2 * 5 * 64) + 24 * 64;
+    assert_eq!(ds.state_bytes(), floats * 4);
+
+    let tc = Network::random(
+        ModelSpec::load(&configs().join("tc_sep1d.toml")).unwrap(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(tc.input_shape().len(), 40);
+    assert_eq!(tc.output_shape().len(), 12);
+    let floats = 2 * 40 + (8 + 20 + 24 + 14) * 64 + 49 * 64;
+    assert_eq!(tc.state_bytes(), floats * 4);
+}
+
+#[test]
+fn weights_round_trip_through_safetensors_and_spec_files() {
+    let dir = std::env::temp_dir().join(format!("sepstream-nn-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let net = Network::random(small(), 3).unwrap();
+    net.save_safetensors(&dir.join("small.safetensors"))
+        .unwrap();
+    let mut spec = small();
+    spec.weights = Some("small.safetensors".into());
+    spec.save(&dir.join("small.toml")).unwrap();
+
+    let back = Network::load(&dir.join("small.toml")).unwrap();
+    let input: Vec<f32> = (0..7 * 10).map(|i| (i as f32).cos()).collect();
+    assert_eq!(back.forward(&input, 7), net.forward(&input, 7));
+    assert_eq!(back.spec().layers, net.spec().layers);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn weights_of(net: &Network) -> Weights {
+    net.weights()
+}
+
+#[test]
+fn missing_tensor_names_layer_and_tensor() {
+    let mut w = weights_of(&Network::random(small(), 1).unwrap());
+    w.tensors.remove("sep.pointwise.bias");
+    let err = Network::from_spec_and_tensors(small(), &w).unwrap_err();
+    assert!(
+        matches!(&err, NnError::MissingTensor { layer, tensor } if layer == "sep" && tensor == "sep.pointwise.bias"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("sep.pointwise.bias"));
+}
+
+#[test]
+fn wrong_shape_reports_expected_and_actual() {
+    let mut w = weights_of(&Network::random(small(), 1).unwrap());
+    w.insert("fc.weight", vec![4, 14], vec![0.0; 56]);
+    let err = Network::from_spec_and_tensors(small(), &w).unwrap_err();
+    match &err {
+        NnError::WrongShape {
+            layer,
+            tensor,
+            expected,
+            actual,
+        } => {
+            assert_eq!(layer, "fc");
+            assert_eq!(tensor, "fc.weight");
+            assert_eq!(expected, &vec![4, 15]);
+            assert_eq!(actual, &vec![4, 14]);
+        }
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn unused_tensor_is_an_error() {
+    let mut w = weights_of(&Network::random(small(), 1).unwrap());
+    w.insert("extra.weight", vec![1], vec![0.0]);
+    let err = Network::from_spec_and_tensors(small(), &w).unwrap_err();
+    assert!(matches!(err, NnError::UnusedTensor { ref tensor } if tensor == "extra.weight"));
+}
+
+#[test]
+fn corrupt_weights_file_is_a_typed_error() {
+    let err = Network::from_spec_and_weights(small(), b"definitely not safetensors").unwrap_err();
+    assert!(matches!(err, NnError::Weights { .. }), "{err}");
+}
+
+#[test]
+fn unknown_layer_kind_is_named() {
+    let text = SMALL.replace("kind = \"dense\"", "kind = \"lstm\"");
+    let err = Network::random(ModelSpec::from_toml_str(&text).unwrap(), 1).unwrap_err();
+    assert!(
+        matches!(&err, NnError::UnknownLayerKind { layer, kind, .. } if layer == "fc" && kind == "lstm"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_at_every_level() {
+    for (from, to) in [
+        ("name = \"small\"", "name = \"small\"\nsize = 3"),
+        ("frame_rate = 100.0", "frame_rate = 100.0\nrate = 3"),
+        ("units = 4", "units = 4\nunits_typo = 4"),
+    ] {
+        let err = ModelSpec::from_toml_str(&SMALL.replace(from, to)).unwrap_err();
+        assert!(matches!(err, NnError::SpecSyntax { .. }), "{err}");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}
+
+#[test]
+fn a_field_the_kind_does_not_take_is_an_error() {
+    let text = SMALL.replace("units = 4", "units = 4\nkernel = 3");
+    let err = Network::random(ModelSpec::from_toml_str(&text).unwrap(), 1).unwrap_err();
+    assert!(err.to_string().contains("takes no `kernel`"), "{err}");
+}
+
+#[test]
+fn zero_channels_kernel_or_stride_are_rejected() {
+    for (from, to, what) in [
+        ("channels = 2", "channels = 0", "input width and channels"),
+        ("out_channels = 3", "out_channels = 0", "out_channels"),
+        ("kernel = [3, 3]", "kernel = [0, 3]", "kernel (time)"),
+        (
+            "kernel = [3, 3]",
+            "kernel = [3, 3]\nstride = [1, 0]",
+            "stride (width)",
+        ),
+        ("dilation = 2", "dilation = 0", "dilation"),
+        ("units = 4", "units = 0", "units"),
+    ] {
+        let spec = ModelSpec::from_toml_str(&SMALL.replace(from, to)).unwrap();
+        let err = Network::random(spec, 1).unwrap_err();
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    }
+}
+
+#[test]
+fn missing_spec_file_names_the_path() {
+    let err = Network::load(Path::new("/nonexistent/model.toml")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/model.toml"), "{err}");
+}
+
+#[test]
+fn labels_must_match_the_output() {
+    let text = format!("labels = [\"a\", \"b\"]\n{SMALL}");
+    let err = Network::random(ModelSpec::from_toml_str(&text).unwrap(), 1).unwrap_err();
+    assert!(err.to_string().contains("2 labels"), "{err}");
+}

@@ -1,0 +1,144 @@
+//! Invariant 1: random stacks of layers, fed in random chunkings, give the offline output.
+
+use proptest::prelude::*;
+use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
+
+/// One random layer; `two_d` picks the 2D kinds.
+fn layer_strategy(two_d: bool) -> impl Strategy<Value = LayerSpec> {
+    let size = move |lo: usize, hi: usize| {
+        if two_d {
+            (lo..=hi, lo..=hi)
+                .prop_map(|(a, b)| Size2::Two([a, b]))
+                .boxed()
+        } else {
+            (lo..=hi).prop_map(Size2::One).boxed()
+        }
+    };
+    let act = prop_oneof![
+        Just(Activation::Identity),
+        Just(Activation::Relu),
+        Just(Activation::Relu6)
+    ];
+    let suffix = if two_d { "2d" } else { "1d" };
+    prop_oneof![
+        (1usize..=16, size(1, 7), size(1, 3), 1usize..=3, act.clone()).prop_map(
+            move |(c, k, s, d, a)| LayerSpec::new(&format!("conv{suffix}"))
+                .out_channels(c)
+                .kernel(k)
+                .stride(s)
+                .dilation(d)
+                .activation(a)
+        ),
+        (
+            size(1, 7),
+            size(1, 3),
+            1usize..=3,
+            act.clone(),
+            any::<bool>()
+        )
+            .prop_map(move |(k, s, d, a, centred)| LayerSpec::new(&format!(
+                "depthwise{suffix}"
+            ))
+            .kernel(k)
+            .stride(s)
+            .dilation(d)
+            .activation(a)
+            .centered(centred)),
+        (1usize..=16, size(1, 7), size(1, 3), 1usize..=3, act.clone()).prop_map(
+            move |(c, k, s, d, a)| LayerSpec::new(&format!("separable{suffix}"))
+                .out_channels(c)
+                .kernel(k)
+                .stride(s)
+                .dilation(d)
+                .activation(a)
+        ),
+        (1usize..=16, act)
+            .prop_map(|(c, a)| LayerSpec::new("pointwise").out_channels(c).activation(a)),
+        Just(LayerSpec::new("relu6")),
+    ]
+}
+
+fn model_strategy() -> impl Strategy<Value = ModelSpec> {
+    any::<bool>().prop_flat_map(|two_d| {
+        (
+            1usize..=20,
+            1usize..=16,
+            prop::collection::vec(layer_strategy(two_d), 1..=4),
+            prop::option::of(1usize..=6),
+            prop::option::of(1usize..=8),
+            any::<bool>(),
+        )
+            .prop_map(|(width, channels, mut layers, pool, dense, softmax)| {
+                if let Some(frames) = pool {
+                    layers.push(LayerSpec::new("avgpool").frames(frames));
+                }
+                if let Some(units) = dense {
+                    layers.push(LayerSpec::new("dense").units(units));
+                }
+                if softmax {
+                    layers.push(LayerSpec::new("softmax"));
+                }
+                ModelSpec {
+                    name: "random".into(),
+                    description: None,
+                    weights: None,
+                    provenance: None,
+                    labels: vec![],
+                    input: InputSpec {
+                        width,
+                        channels,
+                        frame_rate: 100.0,
+                    },
+                    frontend: None,
+                    decision: None,
+                    layers,
+                }
+            })
+    })
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-5 * b.abs().max(1.0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn streaming_in_random_chunks_equals_offline_forward(
+        spec in model_strategy(),
+        t in 1usize..=40,
+        seed in any::<u64>(),
+        chunks in prop::collection::vec(1usize..=9, 1..=12),
+    ) {
+        let net = Network::random(spec, seed).expect("generated specs are valid");
+        let frame_len = net.input_shape().len();
+        let input: Vec<f32> = (0..t * frame_len)
+            .map(|i| (i as f32 * 0.7311 + seed as f32 * 1e-9).sin() * 2.0)
+            .collect();
+        let offline = net.forward(&input, t);
+
+        let mut state = net.new_state();
+        let mut streamed = Vec::new();
+        let mut pos = 0;
+        let mut chunk = chunks.iter().cycle();
+        while pos < t {
+            let n = (*chunk.next().unwrap()).min(t - pos);
+            net.step_many(&mut state, &input[pos * frame_len..(pos + n) * frame_len], |out| {
+                streamed.extend_from_slice(out)
+            });
+            pos += n;
+        }
+        prop_assert_eq!(streamed.len(), offline.len());
+        prop_assert_eq!(offline.len(), t.div_ceil(net.time_stride()) * net.output_shape().len());
+        for (i, (a, b)) in streamed.iter().zip(&offline).enumerate() {
+            prop_assert!(close(*a, *b), "value {} differs: streamed {} offline {}", i, a, b);
+        }
+
+        // reset gives the same stream again
+        state.reset();
+        let mut again = Vec::new();
+        net.step_many(&mut state, &input, |out| again.extend_from_slice(out));
+        prop_assert_eq!(again, streamed);
+    }
+}
