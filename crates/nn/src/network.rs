@@ -534,3 +534,10 @@ fn pointwise(
     let b = src.tensor(layer, &format!("{prefix}.bias"), &[co])?;
     Ok(Pointwise::new(input, co, w, b, act))
 }
+
+/// A network is shared across threads; a state moves to the thread that streams through it.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Network>();
+    send_sync::<NetworkState>();
+};
