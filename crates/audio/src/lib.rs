@@ -1,1 +1,26 @@
 //! sepstream-audio: WAV input, resampling, log-mel/MFCC features, microphone capture, keyword decisions.
+//!
+//! - [`read_wav`] / [`WavBlockReader`]: WAV files (hound) as mono f32, whole or block by block.
+//! - [`FrontendConfig`]: the feature definition from a model spec's `[frontend]` table.
+//! - [`FeatureExtractor`]: batch features of a clip at the model rate (training, tests).
+//! - [`FeatureStream`]: any block sizes in, resampled (rubato) to the model rate, feature frames
+//!   out with timestamps in the input timeline; no allocation per hop.
+
+mod config;
+mod decision;
+mod error;
+mod frontend;
+mod resample;
+mod stream;
+mod wav;
+
+pub use config::{FrontendConfig, MelScale, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+pub use decision::{DecisionConfig, KeywordDetector, KeywordEvent, KeywordHit};
+pub use error::AudioError;
+pub use frontend::{hz_to_mel, mel_band_edges, mel_to_hz, FeatureExtractor};
+pub use resample::StreamResampler;
+pub use stream::FeatureStream;
+pub use wav::{
+    read_wav, WavBlockReader, WavFormat, WavInfo, DEFAULT_BLOCK, MAX_CHANNELS, MIN_WAV_RATE,
+};
+pub mod mic;

@@ -1,0 +1,264 @@
+//! Keyword decisions over posterior frames: moving-average smoothing, threshold, refractory period, event start/end.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AudioError;
+
+/// Decision settings, from a model spec's `[decision]` table (unknown keys are errors).
+///
+/// Defaults: `smoothing = 0.3` s, `threshold = 0.6`, `refractory = 1.0` s,
+/// `onset = 0.3`, `max_word = 1.0` s, `non_keywords = ["_silence_", "_unknown_"]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionConfig {
+    /// Length in seconds of the moving average over posterior frames (at least one frame).
+    pub smoothing: f64,
+    /// A keyword fires when its smoothed posterior reaches this value (0 < threshold <= 1).
+    pub threshold: f32,
+    /// After an event, no other event for this many seconds (one event per spoken word).
+    pub refractory: f64,
+    /// A label's raw posterior at or above this value counts as "risen"; the first frame of
+    /// the current risen run is the event's start (0 < onset <= 1).
+    pub onset: f32,
+    /// An event's start is never earlier than `end - max_word` seconds.
+    pub max_word: f64,
+    /// Labels that never fire (silence, unknown words, background).
+    pub non_keywords: Vec<String>,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            smoothing: 0.3,
+            threshold: 0.6,
+            refractory: 1.0,
+            onset: 0.3,
+            max_word: 1.0,
+            non_keywords: vec!["_silence_".into(), "_unknown_".into()],
+        }
+    }
+}
+
+impl DecisionConfig {
+    /// Parses and validates a spec's `[decision]` table; missing keys take the defaults.
+    pub fn from_table(t: &toml::Table) -> Result<Self, AudioError> {
+        let cfg: DecisionConfig = t
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| AudioError::config("decision", e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every field; the error names the field and the expected range.
+    pub fn validate(&self) -> Result<(), AudioError> {
+        let bad = |r: String| Err(AudioError::config("decision", r));
+        if !(self.smoothing.is_finite() && self.smoothing >= 0.0 && self.smoothing <= 60.0) {
+            return bad(format!("smoothing = {}, expected 0..=60 s", self.smoothing));
+        }
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return bad(format!(
+                "threshold = {}, expected 0 < t <= 1",
+                self.threshold
+            ));
+        }
+        if !(self.refractory.is_finite() && self.refractory >= 0.0) {
+            return bad(format!("refractory = {}, expected >= 0 s", self.refractory));
+        }
+        if !(self.onset > 0.0 && self.onset <= 1.0) {
+            return bad(format!("onset = {}, expected 0 < onset <= 1", self.onset));
+        }
+        if !(self.max_word.is_finite() && self.max_word >= 0.0) {
+            return bad(format!("max_word = {}, expected >= 0 s", self.max_word));
+        }
+        Ok(())
+    }
+}
+
+/// A detected keyword, without its name: `Copy`, made without allocation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeywordHit {
+    /// Index of the keyword in the model's labels.
+    pub label_index: usize,
+    /// Estimated start of the word, seconds (see [`KeywordDetector`]).
+    pub start: f64,
+    /// Time the smoothed posterior reached the threshold, seconds.
+    pub end: f64,
+    /// The smoothed posterior at `end`.
+    pub score: f32,
+}
+
+/// A detected keyword with its label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeywordEvent {
+    /// The label, e.g. `"yes"`.
+    pub keyword: String,
+    /// Index of the keyword in the model's labels.
+    pub label_index: usize,
+    /// Estimated start of the word, seconds (see [`KeywordDetector`]).
+    pub start: f64,
+    /// Time the smoothed posterior reached the threshold, seconds.
+    pub end: f64,
+    /// The smoothed posterior at `end`.
+    pub score: f32,
+}
+
+/// Turns a stream of posterior frames (softmax outputs) into keyword events.
+///
+/// Per frame at time `t` (seconds, end of the frame):
+/// 1. each label's posterior is averaged over the last `smoothing` seconds of frames
+///    (`w = max(1, round(smoothing / frame_period))` frames; fewer at the very start);
+/// 2. the keyword label (not in `non_keywords`) with the highest smoothed score fires if that
+///    score is `>= threshold` and no event fired in the last `refractory` seconds;
+/// 3. the event's `end` is `t`, the frame where the smoothed score crossed the threshold
+///    (emitting at the crossing keeps latency low; the peak would need waiting);
+///    its `start` is the time of the first frame of the current run of frames where the label's
+///    raw posterior stayed `>= onset` (when it "first rose"), minus one frame period (so it
+///    marks that frame's beginning), and never earlier than `end - max_word`.
+///
+/// All buffers are made in `new`; [`KeywordDetector::push_hit`] never allocates, and
+/// [`KeywordDetector::push`] allocates only the label string of an event it returns.
+pub struct KeywordDetector {
+    cfg: DecisionConfig,
+    labels: Vec<String>,
+    is_keyword: Vec<bool>,
+    frame_period: f64,
+    w: usize,
+    ring: Vec<f32>, // w x n_labels
+    pos: usize,
+    count: usize,
+    sums: Vec<f64>,
+    rise: Vec<Option<f64>>,
+    last_event: Option<f64>,
+}
+
+impl KeywordDetector {
+    /// A detector for a model with `labels`, producing a posterior frame every `frame_period_s`
+    /// seconds. `cfg` should be validated ([`DecisionConfig::from_table`] does); out-of-range
+    /// values are clamped so this never panics.
+    pub fn new(cfg: &DecisionConfig, labels: &[String], frame_period_s: f64) -> Self {
+        let frame_period = if frame_period_s.is_finite() && frame_period_s > 0.0 {
+            frame_period_s
+        } else {
+            0.02
+        };
+        let w = if cfg.smoothing.is_finite() && cfg.smoothing > 0.0 {
+            ((cfg.smoothing / frame_period).round() as usize).clamp(1, 1 << 16)
+        } else {
+            1
+        };
+        let n = labels.len();
+        KeywordDetector {
+            is_keyword: labels
+                .iter()
+                .map(|l| !cfg.non_keywords.iter().any(|k| k == l))
+                .collect(),
+            labels: labels.to_vec(),
+            cfg: cfg.clone(),
+            frame_period,
+            w,
+            ring: vec![0.0; w * n],
+            pos: 0,
+            count: 0,
+            sums: vec![0.0; n],
+            rise: vec![None; n],
+            last_event: None,
+        }
+    }
+
+    /// Frames in the moving average.
+    pub fn smoothing_frames(&self) -> usize {
+        self.w
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// One posterior frame at time `t`; `Some(event)` when a keyword fires.
+    pub fn push(&mut self, t: f64, posteriors: &[f32]) -> Option<KeywordEvent> {
+        let h = self.push_hit(t, posteriors)?;
+        Some(KeywordEvent {
+            keyword: self.labels[h.label_index].clone(),
+            label_index: h.label_index,
+            start: h.start,
+            end: h.end,
+            score: h.score,
+        })
+    }
+
+    /// Like [`KeywordDetector::push`], returning the label index only; never allocates.
+    /// A frame whose length differs from the number of labels uses the common prefix
+    /// (missing values count as 0).
+    pub fn push_hit(&mut self, t: f64, posteriors: &[f32]) -> Option<KeywordHit> {
+        let n = self.labels.len();
+        if n == 0 {
+            return None;
+        }
+        let slot = &mut self.ring[self.pos * n..(self.pos + 1) * n];
+        for (j, old) in slot.iter_mut().enumerate() {
+            let p = posteriors.get(j).copied().unwrap_or(0.0);
+            let p = if p.is_finite() { p } else { 0.0 };
+            self.sums[j] += p as f64 - *old as f64;
+            *old = p;
+            if p >= self.cfg.onset {
+                if self.rise[j].is_none() {
+                    self.rise[j] = Some(t);
+                }
+            } else {
+                self.rise[j] = None;
+            }
+        }
+        self.pos = (self.pos + 1) % self.w;
+        self.count = (self.count + 1).min(self.w);
+        if self.pos == 0 {
+            // Re-sum once per window so rounding never drifts.
+            for (j, s) in self.sums.iter_mut().enumerate() {
+                *s = (0..self.w).map(|r| self.ring[r * n + j] as f64).sum();
+            }
+        }
+
+        let mut best: Option<(usize, f32)> = None;
+        for j in 0..n {
+            if !self.is_keyword[j] {
+                continue;
+            }
+            let s = (self.sums[j] / self.count as f64) as f32;
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((j, s));
+            }
+        }
+        let (j, score) = best?;
+        if score < self.cfg.threshold {
+            return None;
+        }
+        if let Some(last) = self.last_event {
+            if t - last < self.cfg.refractory {
+                return None;
+            }
+        }
+        self.last_event = Some(t);
+        let earliest = t - self.cfg.max_word;
+        let start = match self.rise[j] {
+            Some(r) => (r - self.frame_period).max(earliest),
+            None => earliest,
+        };
+        Some(KeywordHit {
+            label_index: j,
+            start: start.min(t),
+            end: t,
+            score,
+        })
+    }
+
+    /// Forgets all past frames and events.
+    pub fn reset(&mut self) {
+        self.ring.fill(0.0);
+        self.sums.fill(0.0);
+        self.rise.fill(None);
+        self.pos = 0;
+        self.count = 0;
+        self.last_event = None;
+    }
+}
