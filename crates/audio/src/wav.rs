@@ -56,11 +56,16 @@ pub struct WavBlockReader {
     block: usize,
 }
 
+/// hound reports a short read as `UnexpectedEof` or as a custom "Failed to read enough bytes." error.
+fn is_eof(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::UnexpectedEof || e.to_string().contains("enough bytes")
+}
+
 fn hound_err(path: &Path, e: hound::Error) -> AudioError {
     let path = path.to_path_buf();
     match e {
         hound::Error::IoError(source) => {
-            if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            if is_eof(&source) {
                 AudioError::NotWav {
                     path,
                     reason: "file ends inside the header".into(),
@@ -188,9 +193,7 @@ impl WavBlockReader {
                 for s in self.reader.samples::<$ty>().take(want * ch) {
                     let v: $ty = match s {
                         Ok(v) => v,
-                        Err(hound::Error::IoError(e))
-                            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                        {
+                        Err(hound::Error::IoError(e)) if is_eof(&e) => {
                             let got = self.frames_read + out.len() as u64;
                             return Err(AudioError::Truncated {
                                 path: self.path.clone(),
