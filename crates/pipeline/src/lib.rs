@@ -1,1 +1,26 @@
 //! sepstream-pipeline: stages on threads joined by bounded crossbeam channels, with deadlines and overload policy.
+//!
+//! - [`Pipeline`]: wire [`Source`]s and [`Stage`]s with named edges whose capacity and
+//!   [`OverloadPolicy`] come from [`PipelineConfig`] (configs/pipeline.toml), then start it;
+//!   [`Running::shutdown`] stops cleanly and reports the first stage error or panic.
+//! - [`CaptureSource`]: microphone (cpal -> SPSC ring, see `sepstream_audio::mic`) or a simulated
+//!   one, cut into [`AudioBlock`]s stamped in the audio timeline.
+//! - [`KwsStage`]: front end + streaming network + keyword decisions, one hop at a time.
+//! - [`listen`]: the whole `sepstream listen` chain (capture -> inference -> actuation).
+
+pub mod capture;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod stage;
+
+pub use capture::{AudioBlock, AudioInput, CaptureSource, CaptureStatus, SimStep, SimulatedInput};
+pub use config::{CaptureConfig, EdgeConfig, OverloadPolicy, PipelineConfig, StageConfig};
+pub use error::{PipelineError, StageError};
+pub use event::Detection;
+pub use metrics::{StageMetrics, StageSnapshot};
+pub use stage::{
+    EdgeRx, EdgeTx, Flow, Outbox, Pipeline, PipelineReport, Running, Source, Stage, StageContext,
+    StageHooks, StopHandle,
+};

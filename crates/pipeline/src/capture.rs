@@ -1,0 +1,437 @@
+//! The capture stage: pops mono f32 samples from the audio callback's SPSC ring (a cpal microphone,
+//! or a simulated one that calls the very same callback function on a timer) and sends fixed-size
+//! blocks stamped with their position in the audio timeline. Watches for device errors and stalls.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sepstream_audio::mic::{capture_ring, CaptureCounters, CaptureReader, MicCapture, MicOptions};
+
+use crate::config::CaptureConfig;
+use crate::error::StageError;
+use crate::stage::{Flow, Outbox, Source, StageContext};
+
+/// Largest block, in samples at the device rate.
+pub const BLOCK_MAX: usize = 1024;
+
+/// A block of mono audio at the device rate.
+#[derive(Clone)]
+pub struct AudioBlock {
+    /// Sample storage; the first `len` are valid.
+    pub data: [f32; BLOCK_MAX],
+    /// Valid samples.
+    pub len: usize,
+    /// Index of the first sample since capture began, at `rate`, counting samples lost to overruns.
+    pub start_sample: u64,
+    /// Device rate, Hz.
+    pub rate: u32,
+    /// When the capture stage took it from the ring.
+    pub captured_at: Instant,
+}
+
+impl AudioBlock {
+    /// The valid samples.
+    pub fn samples(&self) -> &[f32] {
+        &self.data[..self.len]
+    }
+    /// Audio time of the first sample, seconds since capture began.
+    pub fn start_time(&self) -> f64 {
+        self.start_sample as f64 / self.rate as f64
+    }
+    /// Duration of the block, seconds.
+    pub fn duration(&self) -> f64 {
+        self.len as f64 / self.rate as f64
+    }
+}
+
+/// What one period of a simulated microphone did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimStep {
+    /// The buffer was filled; go on.
+    Continue,
+    /// No more audio (the buffer was not used).
+    End,
+    /// The simulated device failed (like a disconnect) with this message.
+    Fail(String),
+}
+
+/// A generator of interleaved samples for one callback period.
+pub type SimGenerator = Box<dyn FnMut(&mut [f32]) -> SimStep + Send>;
+
+/// A microphone simulated in software: a thread calls the capture callback function every period,
+/// paced by the wall clock like a device.
+pub struct SimulatedInput {
+    /// Rate it pretends to have, Hz.
+    pub rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+    /// Frames per callback.
+    pub period_frames: usize,
+    /// Fills one period of interleaved samples.
+    pub generator: SimGenerator,
+    /// Name it reports.
+    pub name: String,
+}
+
+impl SimulatedInput {
+    /// Plays `samples` (mono, at `rate`) once, preceded by `lead_s` and followed by `tail_s`
+    /// seconds of silence, then ends.
+    pub fn from_samples(samples: Vec<f32>, rate: u32, lead_s: f64, tail_s: f64) -> Self {
+        let lead = (lead_s * rate as f64) as usize;
+        let tail = (tail_s * rate as f64) as usize;
+        let total = lead + samples.len() + tail;
+        let mut pos = 0usize;
+        SimulatedInput {
+            rate,
+            channels: 1,
+            period_frames: (rate as usize / 100).max(1),
+            name: "simulated".into(),
+            generator: Box::new(move |buf: &mut [f32]| {
+                if pos >= total {
+                    return SimStep::End;
+                }
+                for v in buf.iter_mut() {
+                    *v = if pos >= lead && pos - lead < samples.len() {
+                        samples[pos - lead]
+                    } else {
+                        0.0
+                    };
+                    pos += 1;
+                }
+                SimStep::Continue
+            }),
+        }
+    }
+
+    /// Endless silence at `rate`.
+    pub fn silence(rate: u32) -> Self {
+        SimulatedInput {
+            rate,
+            channels: 1,
+            period_frames: (rate as usize / 100).max(1),
+            name: "simulated-silence".into(),
+            generator: Box::new(|buf: &mut [f32]| {
+                buf.fill(0.0);
+                SimStep::Continue
+            }),
+        }
+    }
+}
+
+/// Where the capture stage gets audio.
+pub enum AudioInput {
+    /// A cpal input device.
+    Mic(MicOptions),
+    /// A simulated device (tests, `--simulate`).
+    Simulated(SimulatedInput),
+}
+
+/// What the capture stage publishes once it has started: device, rate, and the callback counters.
+#[derive(Debug, Default)]
+pub struct CaptureStatus {
+    device: OnceLock<(String, u32, u16)>,
+    counters: OnceLock<Arc<CaptureCounters>>,
+}
+
+impl CaptureStatus {
+    /// (device name, rate Hz, channels), once the stream is open.
+    pub fn device(&self) -> Option<&(String, u32, u16)> {
+        self.device.get()
+    }
+    /// The callback's counters, once the stream is open.
+    pub fn counters(&self) -> Option<&Arc<CaptureCounters>> {
+        self.counters.get()
+    }
+    /// Whether the first audio callback has arrived.
+    pub fn started(&self) -> bool {
+        self.counters().is_some_and(|c| c.started())
+    }
+}
+
+struct SimRunner {
+    stop: Arc<AtomicBool>,
+    ended: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+enum Active {
+    Mic(MicCapture),
+    Sim(CaptureReader, SimRunner),
+}
+
+/// The capture stage (a [`Source`] of [`AudioBlock`]s).
+pub struct CaptureSource {
+    input: Option<AudioInput>,
+    cfg: CaptureConfig,
+    status: Arc<CaptureStatus>,
+    active: Option<Active>,
+    metrics: Option<StageContext>,
+    name: String,
+    rate: u32,
+    block_len: usize,
+    popped: u64,
+    overflow_seen: u64,
+    started_at: Instant,
+    last_frames: u64,
+    last_progress: Instant,
+}
+
+impl CaptureSource {
+    /// A capture stage reading `input` with ring and block sizes from `cfg`.
+    pub fn new(input: AudioInput, cfg: CaptureConfig) -> Self {
+        CaptureSource {
+            input: Some(input),
+            cfg,
+            status: Arc::new(CaptureStatus::default()),
+            active: None,
+            metrics: None,
+            name: String::new(),
+            rate: 0,
+            block_len: 0,
+            popped: 0,
+            overflow_seen: 0,
+            started_at: Instant::now(),
+            last_frames: 0,
+            last_progress: Instant::now(),
+        }
+    }
+
+    /// Shared status (device, rate, counters) for the caller to watch.
+    pub fn status(&self) -> Arc<CaptureStatus> {
+        self.status.clone()
+    }
+
+    fn reader(&mut self) -> Option<&mut CaptureReader> {
+        match self.active.as_mut()? {
+            Active::Mic(m) => Some(m.reader()),
+            Active::Sim(r, _) => Some(r),
+        }
+    }
+
+    fn counters(&self) -> Option<&Arc<CaptureCounters>> {
+        self.status.counters()
+    }
+
+    fn check_health(&mut self) -> Result<(), StageError> {
+        match &self.active {
+            Some(Active::Mic(m)) => {
+                if let Some(f) = m.failure() {
+                    return Err(StageError::new(format!(
+                        "input device {:?}: stream error: {}",
+                        f.device, f.message
+                    )));
+                }
+            }
+            Some(Active::Sim(_, r)) => {
+                if let Ok(f) = r.failure.lock() {
+                    if let Some(msg) = f.as_ref() {
+                        return Err(StageError::new(format!(
+                            "input device {:?}: stream error: {msg}",
+                            self.name
+                        )));
+                    }
+                }
+            }
+            None => return Err(StageError::new("capture polled before start")),
+        }
+        let Some(c) = self.counters() else {
+            return Ok(());
+        };
+        let frames = c.frames_in();
+        let now = Instant::now();
+        if frames != self.last_frames {
+            self.last_frames = frames;
+            self.last_progress = now;
+            return Ok(());
+        }
+        if self.sim_ended() {
+            return Ok(());
+        }
+        if !c.started() {
+            if now.duration_since(self.started_at).as_secs_f64() > self.cfg.start_timeout_s {
+                return Err(StageError::new(format!(
+                    "input device {:?}: no audio within {} s of starting the stream",
+                    self.name, self.cfg.start_timeout_s
+                )));
+            }
+        } else if now.duration_since(self.last_progress).as_secs_f64() > self.cfg.stall_timeout_s {
+            return Err(StageError::new(format!(
+                "input device {:?}: no audio for {} s (device disconnected or stalled)",
+                self.name, self.cfg.stall_timeout_s
+            )));
+        }
+        Ok(())
+    }
+
+    fn sim_ended(&self) -> bool {
+        matches!(&self.active, Some(Active::Sim(_, r)) if r.ended.load(Ordering::Acquire))
+    }
+}
+
+fn ring_capacity(rate: u32, seconds: f64) -> usize {
+    ((rate as f64 * seconds).ceil() as usize).max(BLOCK_MAX * 2)
+}
+
+fn start_sim(
+    sim: SimulatedInput,
+    ring_seconds: f64,
+) -> Result<(CaptureReader, SimRunner), StageError> {
+    let (mut writer, reader) = capture_ring(ring_capacity(sim.rate, ring_seconds))
+        .map_err(|e| StageError::new(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ended = Arc::new(AtomicBool::new(false));
+    let failure = Arc::new(Mutex::new(None));
+    let (st, en, fa) = (stop.clone(), ended.clone(), failure.clone());
+    let SimulatedInput {
+        rate,
+        channels,
+        period_frames,
+        mut generator,
+        ..
+    } = sim;
+    let thread = std::thread::Builder::new()
+        .name("sim-mic".into())
+        .spawn(move || {
+            let ch = channels.max(1) as usize;
+            let mut buf = vec![0.0f32; period_frames * ch];
+            let period = Duration::from_secs_f64(period_frames as f64 / rate as f64);
+            let t0 = Instant::now();
+            let mut k: u32 = 0;
+            while !st.load(Ordering::Relaxed) {
+                match generator(&mut buf) {
+                    SimStep::Continue => writer.push_interleaved(&buf, ch),
+                    SimStep::End => break,
+                    SimStep::Fail(msg) => {
+                        if let Ok(mut f) = fa.lock() {
+                            *f = Some(msg);
+                        }
+                        break;
+                    }
+                }
+                k += 1;
+                let next = t0 + period * k;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+            }
+            en.store(true, Ordering::Release);
+        })
+        .map_err(|e| StageError::new(format!("cannot start the simulated microphone: {e}")))?;
+    Ok((
+        reader,
+        SimRunner {
+            stop,
+            ended,
+            failure,
+            thread: Some(thread),
+        },
+    ))
+}
+
+impl Source for CaptureSource {
+    type Out = AudioBlock;
+
+    fn start(&mut self, ctx: &StageContext) -> Result<(), StageError> {
+        let input = self
+            .input
+            .take()
+            .ok_or_else(|| StageError::new("capture started twice"))?;
+        let (active, name, rate, channels, counters) = match input {
+            AudioInput::Mic(mut opts) => {
+                opts.ring_seconds = self.cfg.ring_seconds;
+                if self.cfg.buffer_frames > 0 {
+                    opts.buffer_frames = Some(self.cfg.buffer_frames);
+                }
+                let mut m = MicCapture::open(&opts).map_err(|e| StageError::new(e.to_string()))?;
+                let (name, rate, ch) = (m.device().to_string(), m.sample_rate(), m.channels());
+                let counters = m.reader().counters().clone();
+                (Active::Mic(m), name, rate, ch, counters)
+            }
+            AudioInput::Simulated(sim) => {
+                let (name, rate, ch) = (sim.name.clone(), sim.rate, sim.channels);
+                if rate == 0 {
+                    return Err(StageError::new("simulated input with rate 0"));
+                }
+                let (reader, runner) = start_sim(sim, self.cfg.ring_seconds)?;
+                let counters = reader.counters().clone();
+                (Active::Sim(reader, runner), name, rate, ch, counters)
+            }
+        };
+        self.block_len =
+            ((rate as f64 * self.cfg.block_ms / 1e3).round() as usize).clamp(1, BLOCK_MAX);
+        self.name = name.clone();
+        self.rate = rate;
+        let _ = self.status.device.set((name, rate, channels));
+        let _ = self.status.counters.set(counters);
+        self.active = Some(active);
+        self.metrics = Some(ctx.clone());
+        self.started_at = Instant::now();
+        self.last_progress = Instant::now();
+        Ok(())
+    }
+
+    fn poll(&mut self, out: &mut Outbox<AudioBlock>) -> Result<Flow, StageError> {
+        self.check_health()?;
+        let ended = self.sim_ended();
+        let block_len = self.block_len;
+        let rate = self.rate;
+        let avail = self.reader().map(|r| r.available()).unwrap_or(0);
+        if avail < block_len && !(ended && avail > 0) {
+            if ended {
+                return Ok(Flow::Finished);
+            }
+            // Wait a fraction of a block for the callback to deliver more.
+            let wait = Duration::from_secs_f64(block_len as f64 / rate as f64 / 4.0)
+                .min(Duration::from_millis(5));
+            std::thread::sleep(wait);
+            return Ok(Flow::Continue);
+        }
+        // Samples the callback could not store are accounted for in the timeline (approximately:
+        // they are placed before the block popped next).
+        if let Some(c) = self.counters().cloned() {
+            let ov = c.overflowed();
+            if ov > self.overflow_seen {
+                self.popped += ov - self.overflow_seen;
+                self.overflow_seen = ov;
+                if let Some(ctx) = &self.metrics {
+                    ctx.metrics.overruns.store(ov, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut block = AudioBlock {
+            data: [0.0; BLOCK_MAX],
+            len: 0,
+            start_sample: self.popped,
+            rate,
+            captured_at: Instant::now(),
+        };
+        let n = match self.reader() {
+            Some(r) => r.pop(&mut block.data[..block_len]),
+            None => 0,
+        };
+        block.len = n;
+        self.popped += n as u64;
+        if n > 0 {
+            out.send(block)?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn stop(&mut self) -> Result<(), StageError> {
+        match self.active.take() {
+            Some(Active::Sim(_, mut r)) => {
+                r.stop.store(true, Ordering::Relaxed);
+                if let Some(t) = r.thread.take() {
+                    let _ = t.join();
+                }
+            }
+            Some(Active::Mic(m)) => drop(m),
+            None => {}
+        }
+        Ok(())
+    }
+}
