@@ -32,7 +32,7 @@ fn ten_seconds_through_resampler_and_frontend_allocate_nothing() {
         },
     ];
     for cfg in cfgs {
-        for rate in [16000u32, 48000, 44100, 8000] {
+        for rate in [16000u32, 48000, 44100, 8000, 44101] {
             let x = audio(rate as usize * 11, rate);
             let mut s = FeatureStream::new(&cfg, rate).unwrap();
             let mut frames = 0usize;
