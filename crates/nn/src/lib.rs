@@ -8,7 +8,10 @@
 // The offline oracles index with plain loops on purpose: they are written to be read.
 #![allow(clippy::needless_range_loop)]
 
+pub mod compose;
+pub mod cost;
 pub mod error;
+pub mod factorize;
 pub mod layers;
 pub mod network;
 pub mod shape;
