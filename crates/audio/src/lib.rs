@@ -4,7 +4,11 @@
 //! - [`FrontendConfig`]: the feature definition from a model spec's `[frontend]` table.
 //! - [`FeatureExtractor`]: batch features of a clip at the model rate (training, tests).
 //! - [`FeatureStream`]: any block sizes in, resampled (rubato) to the model rate, feature frames
-//!   out with timestamps in the input timeline; no allocation per hop.
+//!   out with timestamps in the input timeline; no allocation per hop. [`stream_wav`] runs a
+//!   file through it block by block; [`resample_clip`] resamples a whole clip the same way.
+//! - [`DecisionConfig`] / [`KeywordDetector`]: posterior smoothing, threshold, refractory period.
+//!
+//! Feature definition, frame timing and the no-padding rule: see [`FrontendConfig`].
 
 mod config;
 mod decision;
@@ -18,8 +22,8 @@ pub use config::{FrontendConfig, MelScale, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 pub use decision::{DecisionConfig, KeywordDetector, KeywordEvent, KeywordHit};
 pub use error::AudioError;
 pub use frontend::{hz_to_mel, mel_band_edges, mel_to_hz, FeatureExtractor};
-pub use resample::StreamResampler;
-pub use stream::FeatureStream;
+pub use resample::{resample_clip, StreamResampler};
+pub use stream::{stream_wav, FeatureStream};
 pub use wav::{
     read_wav, WavBlockReader, WavFormat, WavInfo, DEFAULT_BLOCK, MAX_CHANNELS, MIN_WAV_RATE,
 };

@@ -172,3 +172,20 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
     }
     a
 }
+
+/// Resamples a whole clip from `from` Hz to `to` Hz with the same streaming resampler the
+/// [`crate::FeatureStream`] uses (delay removed, tail flushed): the output has
+/// `ceil(len * to / from)` samples and sample `k` is at `k / to` seconds. Returns the input
+/// unchanged when the rates are equal.
+pub fn resample_clip(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
+    if from == to {
+        return Ok(samples.to_vec());
+    }
+    let mut r = StreamResampler::new(from, to)?;
+    let want = (samples.len() as u128 * to as u128).div_ceil(from as u128) as usize;
+    let mut out = Vec::with_capacity(want);
+    r.push(samples, |s| out.extend_from_slice(s));
+    r.flush(|s| out.extend_from_slice(s));
+    out.truncate(want);
+    Ok(out)
+}

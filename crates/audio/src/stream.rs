@@ -149,3 +149,27 @@ impl FeatureStream {
         }
     }
 }
+
+/// Streams a WAV file through a [`FeatureStream`] for `cfg` block by block (never the whole
+/// file in memory), resampling as needed and flushing the resampler at the end; calls
+/// `on_frame(timestamp_seconds, &frame)` per frame. Returns the file's header facts.
+pub fn stream_wav(
+    path: &std::path::Path,
+    cfg: &FrontendConfig,
+    mut on_frame: impl FnMut(f64, &[f32]),
+) -> Result<crate::wav::WavInfo, AudioError> {
+    let mut reader = crate::wav::WavBlockReader::open(path)?;
+    let info = reader.info();
+    if info.frames == 0 {
+        return Err(AudioError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut stream = FeatureStream::new(cfg, info.sample_rate)?;
+    let mut block = Vec::new();
+    while reader.read_block(&mut block)? > 0 {
+        stream.push(&block, &mut on_frame);
+    }
+    stream.finish(&mut on_frame);
+    Ok(info)
+}

@@ -67,3 +67,48 @@ fn golden_stopgo_slaney_mfcc() {
 fn golden_chirp_htk_norm() {
     check("chirp_htk_norm");
 }
+
+#[test]
+fn stream_wav_gives_the_batch_frames_and_timestamps() {
+    let (cfg, samples, _) = load("yes_htk_logmel");
+    let want = FeatureExtractor::new(&cfg).clip(&samples);
+    let mut got = Vec::new();
+    let mut ts = Vec::new();
+    let info =
+        sepstream_audio::stream_wav(&golden_dir().join("yes_htk_logmel.wav"), &cfg, |t, f| {
+            ts.push(t);
+            got.extend_from_slice(f);
+        })
+        .unwrap();
+    assert_eq!(info.sample_rate, 16000);
+    assert_eq!(got, want);
+    for (i, t) in ts.iter().enumerate() {
+        assert_eq!(*t, cfg.frame_time(i));
+    }
+}
+
+#[test]
+fn resample_clip_round_trip_keeps_length_and_alignment() {
+    let (_, samples, _) = load("yes_htk_logmel");
+    let up = sepstream_audio::resample_clip(&samples, 16000, 48000).unwrap();
+    assert_eq!(up.len(), samples.len() * 3);
+    let down = sepstream_audio::resample_clip(&up, 48000, 16000).unwrap();
+    assert_eq!(down.len(), samples.len());
+    // The round trip is close sample for sample (only the resampler's low-pass near 8 kHz
+    // differs), and much closer than the same comparison shifted by one sample: no time shift.
+    let max_err = |shift: usize| -> f32 {
+        samples
+            .iter()
+            .zip(&down[shift..])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    };
+    let peak = samples.iter().map(|v| v.abs()).fold(0.0, f32::max);
+    let err = max_err(0);
+    assert!(err < 0.05 * peak, "max error {err}, peak {peak}");
+    assert!(
+        err * 3.0 < max_err(1),
+        "aligned {err} vs shifted {}",
+        max_err(1)
+    );
+}
