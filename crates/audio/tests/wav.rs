@@ -180,6 +180,22 @@ fn lying_header_neither_panics_nor_allocates_its_claim() {
 }
 
 #[test]
+fn lying_chunk_before_data_is_not_a_wav_and_allocates_little() {
+    // A "LIST" chunk claiming 4 GB sits between fmt and data.
+    let mut b = wav_bytes(1, 1, 16000, 16, &[], 0);
+    b.truncate(36);
+    b.extend_from_slice(b"LIST");
+    b.extend_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    b.extend_from_slice(&[0u8; 100]);
+    let p = write("liar_list.wav", &b);
+    let (r, stats) = sepstream_testkit::count_allocations(|| read_wav(&p));
+    let e = r.unwrap_err();
+    assert!(matches!(e, AudioError::NotWav { .. }), "{e:?}");
+    names_file(&e, &p);
+    assert!(stats.bytes < 1 << 20, "allocated {} bytes", stats.bytes);
+}
+
+#[test]
 fn zero_samples() {
     let p = write("zero.wav", &wav_bytes(1, 1, 16000, 16, &[], 0));
     let e = read_wav(&p).unwrap_err();
