@@ -1,1 +1,112 @@
-fn main() {}
+//! One streaming DS-CNN hop against one offline forward of the window it replaces.
+//!
+//! `cargo bench --bench step` measures, for configs/ds_cnn_s.toml with random weights:
+//! - `step/stream_hop`: one `Network::step` (one 20 ms input frame) on a live state, averaged
+//!   over consecutive hops (the stride-2 first layer makes every other hop cheap, so the mean
+//!   is the honest per-hop cost; the harness `sepstream bench` reports the tail);
+//! - `step/offline_forward_window`: `Network::forward` over `receptive_field()` frames, the
+//!   ~1.5 s of input that determines one output, i.e. what a non-streaming system recomputes per
+//!   hop with the plain oracle;
+//! - `step/offline_batch_window`: the same window through the fast streaming kernels from a
+//!   zero state (a reasonable production batch implementation: same packed kernels, no reuse
+//!   of previous hops).
+//!
+//! After the run it prints both ratios from this run's criterion estimates.
+
+mod common;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::SystemTime;
+
+use sepstream_nn::{ModelSpec, Network};
+
+/// Deterministic MFCC-like input frames.
+fn frames(n: usize, len: usize) -> Vec<f32> {
+    let mut s: u32 = 0x9e37_79b9;
+    (0..n * len)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+        })
+        .collect()
+}
+
+fn ds_cnn() -> Network {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/ds_cnn_s.toml");
+    let spec = ModelSpec::load(&path).expect("configs/ds_cnn_s.toml");
+    Network::random(spec, 7).expect("random DS-CNN")
+}
+
+fn bench_step(c: &mut criterion::Criterion) {
+    let net = ds_cnn();
+    let len = net.input_shape().len();
+    let window = net.receptive_field();
+    let n_frames = 512;
+    let input = frames(n_frames, len);
+    let win_input = &input[..window * len];
+
+    let mut g = c.benchmark_group("step");
+    let mut state = net.new_state();
+    let mut i = 0usize;
+    g.bench_function("stream_hop", |b| {
+        b.iter(|| {
+            let f = &input[(i % n_frames) * len..][..len];
+            i += 1;
+            black_box(net.step(&mut state, black_box(f)).map(|o| o[0]))
+        })
+    });
+    g.bench_function("offline_forward_window", |b| {
+        b.iter(|| black_box(net.forward(black_box(win_input), window)))
+    });
+    let mut batch_state = net.new_state();
+    g.bench_function("offline_batch_window", |b| {
+        b.iter(|| {
+            batch_state.reset();
+            let mut last = 0.0;
+            net.step_many(&mut batch_state, black_box(win_input), |o| last = o[0]);
+            black_box(last)
+        })
+    });
+    g.finish();
+}
+
+fn report(since: SystemTime) {
+    let net = ds_cnn();
+    let get = |id| common::estimate_ns("step", id, since);
+    println!(
+        "\nDS-CNN-S (configs/ds_cnn_s.toml, random weights): one hop = 1 input frame of {} values at {} frames/s; \
+         offline window = receptive_field() = {} frames",
+        net.input_shape().len(),
+        net.spec().input.frame_rate,
+        net.receptive_field()
+    );
+    let Some(hop) = get("stream_hop") else {
+        println!("(stream_hop not measured in this run: no ratios)");
+        return;
+    };
+    println!("  stream hop (mean)            {:>12}", common::fmt_ns(hop));
+    for (id, what) in [
+        ("offline_forward_window", "Network::forward over the window"),
+        (
+            "offline_batch_window",
+            "streaming kernels over the window from zero state",
+        ),
+    ] {
+        if let Some(t) = get(id) {
+            println!(
+                "  {id:<28} {:>12}   ratio {:>7.1}x  ({what})",
+                common::fmt_ns(t),
+                t / hop
+            );
+        }
+    }
+}
+
+fn main() {
+    let since = SystemTime::now();
+    let mut c = common::criterion();
+    bench_step(&mut c);
+    c.final_summary();
+    report(since);
+}

@@ -4,9 +4,57 @@
 //! Width is zero "same" padded: output position p reads `p*s_w + y - (k_w-1)/2`, y = 0..k_w.
 //! `step` kernels keep the channel index innermost over packed weights so the compiler
 //! vectorizes them; `forward` kernels are the plain oracle over the reference weight layout.
+//! On x86_64 with AVX2 + FMA (detected at run time) the `compute` kernels take an explicit
+//! `std::arch` path: register-blocked over several output positions and 8-lane channel vectors
+//! (see [`Isa`]); `compute_with(Isa::Scalar, ..)` is the portable reference they are tested
+//! against.
 
 use crate::layers::history::History;
 use crate::shape::{Activation, FrameShape};
+
+/// Which instruction set a `compute` kernel uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable code (the reference; the compiler vectorizes it for the build's baseline).
+    Scalar,
+    /// x86_64 AVX2 + FMA intrinsics, register-blocked.
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The fastest variant this CPU supports (detected at run time, cached by std).
+    #[inline]
+    pub fn best() -> Isa {
+        if Isa::Avx2Fma.is_supported() {
+            Isa::Avx2Fma
+        } else {
+            Isa::Scalar
+        }
+    }
+
+    /// Whether this CPU can run the variant.
+    #[inline]
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2Fma => false,
+        }
+    }
+
+    /// Every variant this CPU supports, the reference first.
+    pub fn supported() -> Vec<Isa> {
+        [Isa::Scalar, Isa::Avx2Fma]
+            .into_iter()
+            .filter(|i| i.is_supported())
+            .collect()
+    }
+}
 
 /// Kernel size, strides, dilation and padding of a convolution, with its frame shapes.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +154,8 @@ pub struct Conv {
     pub activation: Activation,
     /// Packed [k_t][k_w][C_in][C_out] for the streaming kernel.
     packed: Box<[f32]>,
+    /// C_in zeros: the input read at a zero-padded column by the blocked kernel.
+    zeros: Box<[f32]>,
 }
 
 impl Conv {
@@ -137,6 +187,7 @@ impl Conv {
             bias: bias.into(),
             activation,
             packed: packed.into(),
+            zeros: vec![0.0; ci].into(),
         }
     }
 
@@ -144,8 +195,50 @@ impl Conv {
         FrameShape::new(self.geom.out_width, self.out_channels)
     }
 
-    /// One output frame from the newest input frame and the history (no allocation).
+    /// One output frame from the newest input frame and the history (no allocation), with
+    /// the fastest kernel this CPU supports.
+    #[inline]
     pub fn compute(&self, hist: &History, input: &[f32], out: &mut [f32]) {
+        self.compute_with(Isa::best(), hist, input, out)
+    }
+
+    /// [`Conv::compute`] with a chosen kernel variant (an unsupported one falls back to
+    /// [`Isa::Scalar`]).
+    pub fn compute_with(&self, isa: Isa, hist: &History, input: &[f32], out: &mut [f32]) {
+        let g = &self.geom;
+        let (ci, co) = (g.input.channels, self.out_channels);
+        assert_eq!(input.len(), g.input.len(), "conv input length");
+        assert_eq!(out.len(), g.out_width * co, "conv output length");
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2Fma && isa.is_supported() {
+            for o in out.chunks_exact_mut(co) {
+                o.copy_from_slice(&self.bias);
+            }
+            for x in 0..g.k_t {
+                let row = tap(g, hist, input, x);
+                assert_eq!(row.len(), g.input.len());
+                for y in 0..g.k_w {
+                    let w = &self.packed[(x * g.k_w + y) * ci * co..][..ci * co];
+                    let col_ptr = |p: usize| match g.in_col(p, y) {
+                        Some(c) => row[c * ci..].as_ptr(),
+                        None => self.zeros.as_ptr(),
+                    };
+                    // SAFETY: AVX2 and FMA are supported (checked above); every pointer
+                    // `col_ptr` returns has `ci` readable values, `w` holds ci*co values and
+                    // `out` out_width*co (asserted).
+                    unsafe {
+                        avx2::mix(g.out_width, col_ptr, ci, w.as_ptr(), co, out.as_mut_ptr())
+                    };
+                }
+            }
+            self.activation.apply_slice(out);
+            return;
+        }
+        let _ = isa;
+        self.compute_scalar(hist, input, out)
+    }
+
+    fn compute_scalar(&self, hist: &History, input: &[f32], out: &mut [f32]) {
         let g = &self.geom;
         let (ci, co) = (g.input.channels, self.out_channels);
         for o in out.chunks_exact_mut(co) {
@@ -234,8 +327,46 @@ impl Depthwise {
         FrameShape::new(self.geom.out_width, self.geom.input.channels)
     }
 
-    /// One output frame from the newest input frame and the history (no allocation).
+    /// One output frame from the newest input frame and the history (no allocation), with
+    /// the fastest kernel this CPU supports.
+    #[inline]
     pub fn compute(&self, hist: &History, input: &[f32], out: &mut [f32]) {
+        self.compute_with(Isa::best(), hist, input, out)
+    }
+
+    /// [`Depthwise::compute`] with a chosen kernel variant (an unsupported one falls back to
+    /// [`Isa::Scalar`]).
+    pub fn compute_with(&self, isa: Isa, hist: &History, input: &[f32], out: &mut [f32]) {
+        let g = &self.geom;
+        let c = g.input.channels;
+        assert_eq!(input.len(), g.input.len(), "depthwise input length");
+        assert_eq!(out.len(), g.out_width * c, "depthwise output length");
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2Fma && isa.is_supported() {
+            for o in out.chunks_exact_mut(c) {
+                o.copy_from_slice(&self.bias);
+            }
+            for x in 0..g.k_t {
+                let row = tap(g, hist, input, x);
+                assert_eq!(row.len(), g.input.len());
+                for (p, o) in out.chunks_exact_mut(c).enumerate() {
+                    for y in 0..g.k_w {
+                        let Some(col) = g.in_col(p, y) else { continue };
+                        let xin = &row[col * c..(col + 1) * c];
+                        let k = &self.packed[(x * g.k_w + y) * c..][..c];
+                        // SAFETY: AVX2 and FMA are supported (checked above).
+                        unsafe { avx2::fmadd(o, xin, k) };
+                    }
+                }
+            }
+            self.activation.apply_slice(out);
+            return;
+        }
+        let _ = isa;
+        self.compute_scalar(hist, input, out)
+    }
+
+    fn compute_scalar(&self, hist: &History, input: &[f32], out: &mut [f32]) {
         let g = &self.geom;
         let c = g.input.channels;
         for o in out.chunks_exact_mut(c) {
@@ -327,8 +458,44 @@ impl Pointwise {
         FrameShape::new(self.input.width, self.out_channels)
     }
 
-    /// One output frame (no allocation).
+    /// One output frame (no allocation), with the fastest kernel this CPU supports.
+    #[inline]
     pub fn compute(&self, input: &[f32], out: &mut [f32]) {
+        self.compute_with(Isa::best(), input, out)
+    }
+
+    /// [`Pointwise::compute`] with a chosen kernel variant (an unsupported one falls back to
+    /// [`Isa::Scalar`]).
+    pub fn compute_with(&self, isa: Isa, input: &[f32], out: &mut [f32]) {
+        let (ci, co) = (self.input.channels, self.out_channels);
+        assert_eq!(input.len(), self.input.width * ci, "pointwise input length");
+        assert_eq!(out.len(), self.input.width * co, "pointwise output length");
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx2Fma && isa.is_supported() {
+            for o in out.chunks_exact_mut(co) {
+                o.copy_from_slice(&self.bias);
+            }
+            let x = input.as_ptr();
+            // SAFETY: AVX2 and FMA are supported (checked above); position p reads
+            // input[p*ci..][..ci], `packed` holds ci*co values and `out` width*co (asserted).
+            unsafe {
+                avx2::mix(
+                    self.input.width,
+                    |p| x.add(p * ci),
+                    ci,
+                    self.packed.as_ptr(),
+                    co,
+                    out.as_mut_ptr(),
+                )
+            };
+            self.activation.apply_slice(out);
+            return;
+        }
+        let _ = isa;
+        self.compute_scalar(input, out)
+    }
+
+    fn compute_scalar(&self, input: &[f32], out: &mut [f32]) {
         let (ci, co) = (self.input.channels, self.out_channels);
         for (xin, o) in input.chunks_exact(ci).zip(out.chunks_exact_mut(co)) {
             o.copy_from_slice(&self.bias);
@@ -370,9 +537,22 @@ impl Separable {
     }
 
     /// One output frame; `scratch` holds the depthwise output (no allocation).
+    #[inline]
     pub fn compute(&self, hist: &History, input: &[f32], scratch: &mut [f32], out: &mut [f32]) {
-        self.depthwise.compute(hist, input, scratch);
-        self.pointwise.compute(scratch, out);
+        self.compute_with(Isa::best(), hist, input, scratch, out)
+    }
+
+    /// [`Separable::compute`] with a chosen kernel variant for both halves.
+    pub fn compute_with(
+        &self,
+        isa: Isa,
+        hist: &History,
+        input: &[f32],
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        self.depthwise.compute_with(isa, hist, input, scratch);
+        self.pointwise.compute_with(isa, scratch, out);
     }
 
     /// Offline oracle over `t` frames: the two plain forwards in sequence.
@@ -380,5 +560,149 @@ impl Separable {
         let mid = self.depthwise.forward(input, t);
         self.pointwise
             .forward(&mid, self.depthwise.geom.out_frames(t))
+    }
+}
+
+/// The AVX2 + FMA kernels. Every function requires a CPU with both features.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// `out[c] += a[c] * k[c]` over the common length, 8 lanes at a time.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn fmadd(out: &mut [f32], a: &[f32], k: &[f32]) {
+        let n = out.len().min(a.len()).min(k.len());
+        let (o, a, k) = (out.as_mut_ptr(), a.as_ptr(), k.as_ptr());
+        let mut c = 0;
+        // SAFETY: c + 8 <= n for every vector access, c < n for the scalar tail.
+        unsafe {
+            while c + 8 <= n {
+                let acc = _mm256_loadu_ps(o.add(c));
+                let r = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(c)), _mm256_loadu_ps(k.add(c)), acc);
+                _mm256_storeu_ps(o.add(c), r);
+                c += 8;
+            }
+            while c < n {
+                *o.add(c) += *a.add(c) * *k.add(c);
+                c += 1;
+            }
+        }
+    }
+
+    /// Channel mixing over `n` positions: `out[p*co + o] += sum_i x(p)[i] * w[i*co + o]`.
+    /// Positions go in tiles of 4 (then 3, 2, 1), output channels in blocks of 8-lane vectors,
+    /// so each weight vector loaded feeds several positions and the accumulators stay in
+    /// registers for the whole reduction over `ci`.
+    ///
+    /// # Safety
+    /// AVX2 + FMA; `x(p)` points at `ci` readable values for p < n; `w` at ci*co; `out` at n*co.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn mix(
+        n: usize,
+        x: impl Fn(usize) -> *const f32,
+        ci: usize,
+        w: *const f32,
+        co: usize,
+        out: *mut f32,
+    ) {
+        let mut p = 0;
+        // SAFETY: forwarded from the caller; every tile stays inside 0..n.
+        unsafe {
+            while p + 4 <= n {
+                cols::<4, 3>(p, &x, ci, w, co, out);
+                p += 4;
+            }
+            match n - p {
+                3 => cols::<3, 4>(p, &x, ci, w, co, out),
+                2 => cols::<2, 6>(p, &x, ci, w, co, out),
+                1 => cols::<1, 8>(p, &x, ci, w, co, out),
+                _ => {}
+            }
+        }
+    }
+
+    /// `P` positions from `p0`, all output channels: blocks of `V` vectors, then 2, then 1,
+    /// then a scalar tail of `co % 8` channels.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn cols<const P: usize, const V: usize>(
+        p0: usize,
+        x: &impl Fn(usize) -> *const f32,
+        ci: usize,
+        w: *const f32,
+        co: usize,
+        out: *mut f32,
+    ) {
+        let xs: [*const f32; P] = std::array::from_fn(|k| x(p0 + k));
+        // SAFETY: as in `mix`.
+        unsafe {
+            let outs: [*mut f32; P] = std::array::from_fn(|k| out.add((p0 + k) * co));
+            let mut o = 0;
+            while o + 8 * V <= co {
+                tile::<P, V>(&xs, ci, w.add(o), co, outs.map(|q| q.add(o)));
+                o += 8 * V;
+            }
+            if V > 2 && o + 16 <= co {
+                tile::<P, 2>(&xs, ci, w.add(o), co, outs.map(|q| q.add(o)));
+                o += 16;
+            }
+            while o + 8 <= co {
+                tile::<P, 1>(&xs, ci, w.add(o), co, outs.map(|q| q.add(o)));
+                o += 8;
+            }
+            if o < co {
+                for (k, &xp) in xs.iter().enumerate() {
+                    let op = outs[k];
+                    for i in 0..ci {
+                        let a = *xp.add(i);
+                        let wr = w.add(i * co);
+                        for oo in o..co {
+                            *op.add(oo) += a * *wr.add(oo);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The register tile: P positions x V vectors of 8 output channels, reduced over `ci`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const P: usize, const V: usize>(
+        xs: &[*const f32; P],
+        ci: usize,
+        w: *const f32,
+        co: usize,
+        outs: [*mut f32; P],
+    ) {
+        // SAFETY: as in `mix`; the caller keeps the V vectors inside the co channels.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; P];
+            for p in 0..P {
+                for v in 0..V {
+                    acc[p][v] = _mm256_loadu_ps(outs[p].add(8 * v));
+                }
+            }
+            for i in 0..ci {
+                let wr = w.add(i * co);
+                let mut wv = [_mm256_setzero_ps(); V];
+                for v in 0..V {
+                    wv[v] = _mm256_loadu_ps(wr.add(8 * v));
+                }
+                for p in 0..P {
+                    let b = _mm256_broadcast_ss(&*xs[p].add(i));
+                    for v in 0..V {
+                        acc[p][v] = _mm256_fmadd_ps(b, wv[v], acc[p][v]);
+                    }
+                }
+            }
+            for p in 0..P {
+                for v in 0..V {
+                    _mm256_storeu_ps(outs[p].add(8 * v), acc[p][v]);
+                }
+            }
+        }
     }
 }
