@@ -12,6 +12,8 @@ pub mod capture;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod kws;
+pub mod listen;
 pub mod metrics;
 pub mod stage;
 
@@ -19,6 +21,8 @@ pub use capture::{AudioBlock, AudioInput, CaptureSource, CaptureStatus, SimStep,
 pub use config::{CaptureConfig, EdgeConfig, OverloadPolicy, PipelineConfig, StageConfig};
 pub use error::{PipelineError, StageError};
 pub use event::Detection;
+pub use kws::{KwsHit, KwsModel, KwsStage, Meter};
+pub use listen::{start_listen, stop_on_ctrl_c, ActuationStage, Listener};
 pub use metrics::{StageMetrics, StageSnapshot};
 pub use stage::{
     EdgeRx, EdgeTx, Flow, Outbox, Pipeline, PipelineReport, Running, Source, Stage, StageContext,

@@ -1,0 +1,213 @@
+//! End to end through a real sound server: `sepstream listen --json` captures from PulseAudio's
+//! default source (the monitor of the null sink `vmic`, set up by scripts/virtual-mic.sh), a real
+//! Speech Commands clip is played into the sink with `paplay`, and the event must arrive with the
+//! right keyword within 1.0 s of the word's end, with zero capture overruns.
+//!
+//! Skips (printing why) when PulseAudio is not running, the trained model or ../shared is missing.
+//! The clip is chosen offline first: the first clip of the keyword that the same model detects
+//! when its samples are fed straight to the inference stage, so the test checks the live path.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sepstream_pipeline::capture::BLOCK_MAX;
+use sepstream_pipeline::{AudioBlock, KwsModel, KwsStage};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn trained_model() -> Option<PathBuf> {
+    for name in ["configs/kws.toml", "configs/kws_dscnn.toml"] {
+        let p = root().join(name);
+        if p.is_file() {
+            if let Ok(m) = KwsModel::load(&p, false) {
+                if !m.random {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn pulse_ok() -> bool {
+    Command::new("pactl")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("paplay")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok()
+}
+
+/// Offline: the (audio end time within the clip) of the first detection of `keyword`, if any.
+fn offline_detect(model: &KwsModel, samples: &[f32], rate: u32, keyword: &str) -> Option<f64> {
+    let mut stage = KwsStage::new(model.clone(), Default::default());
+    let lead = rate as usize / 2;
+    let mut audio = vec![0.0f32; lead];
+    audio.extend_from_slice(samples);
+    audio.extend(std::iter::repeat_n(0.0, rate as usize));
+    let mut found = None;
+    for (k, chunk) in audio.chunks(rate as usize / 100).enumerate() {
+        let mut b = AudioBlock {
+            data: [0.0; BLOCK_MAX],
+            len: chunk.len(),
+            start_sample: (k * (rate as usize / 100)) as u64,
+            rate,
+            captured_at: Instant::now(),
+        };
+        b.data[..chunk.len()].copy_from_slice(chunk);
+        stage
+            .process_block(&b, |h| {
+                if found.is_none() {
+                    found = Some((h.label, h.end - lead as f64 / rate as f64));
+                }
+            })
+            .unwrap();
+    }
+    let (label, end) = found?;
+    (model.labels[label] == keyword).then_some(end)
+}
+
+#[test]
+fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
+    if !pulse_ok() {
+        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
+        return;
+    }
+    let Some(model_path) = trained_model() else {
+        eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
+        return;
+    };
+    let data = root().join("../shared/data/speech_commands");
+    if !data.is_dir() {
+        eprintln!("skip: {} missing", data.display());
+        return;
+    }
+    let model = KwsModel::load(&model_path, false).unwrap();
+    // A clip the model detects offline.
+    let mut pick = None;
+    'outer: for kw in ["yes", "no", "stop", "go"] {
+        let mut clips: Vec<PathBuf> = std::fs::read_dir(data.join(kw))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        clips.sort();
+        for clip in clips.iter().take(30) {
+            let Ok((s, r)) = sepstream_audio::read_wav(clip) else {
+                continue;
+            };
+            if let Some(end) = offline_detect(&model, &s, r, kw) {
+                pick = Some((kw.to_string(), clip.clone(), end, s.len() as f64 / r as f64));
+                break 'outer;
+            }
+        }
+    }
+    let Some((keyword, clip, word_end, clip_len)) = pick else {
+        panic!("the model detects none of the first 30 clips of yes/no/stop/go offline");
+    };
+    eprintln!(
+        "clip {} ({keyword}), offline detection at {word_end:.3} s of {clip_len:.3} s",
+        clip.display()
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sepstream"))
+        .arg("listen")
+        .arg("--model")
+        .arg(&model_path)
+        .arg("--config")
+        .arg(root().join("configs/pipeline.toml"))
+        .args(["--json", "--stats", "--for", "6s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (etx, erx) = mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = etx.send(l);
+        }
+    });
+    let (otx, orx) = mpsc::channel::<(String, f64)>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = otx.send((l, sepstream_pipeline::event::unix_now()));
+        }
+    });
+    // Wait until capture has begun.
+    let mut stderr_seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match erx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => {
+                let hit = l.contains("capture started");
+                stderr_seen.push(l);
+                if hit {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("capture never started: {stderr_seen:#?}");
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let played_at = sepstream_pipeline::event::unix_now();
+    let play = Command::new("paplay")
+        .arg("--device=vmic")
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(play.success(), "paplay failed");
+    let status = child.wait().unwrap();
+    let mut stderr_rest = String::new();
+    while let Ok(l) = erx.recv_timeout(Duration::from_millis(300)) {
+        stderr_rest.push_str(&l);
+        stderr_rest.push('\n');
+    }
+    assert!(status.success(), "listen failed: {status:?}\n{stderr_rest}");
+    let events: Vec<(serde_json::Value, f64)> = orx
+        .try_iter()
+        .filter_map(|(l, t)| serde_json::from_str(&l).ok().map(|v| (v, t)))
+        .collect();
+    eprintln!("events: {events:?}\n{stderr_rest}");
+    let (ev, seen_at) = events
+        .iter()
+        .find(|(v, _)| v["keyword"] == keyword.as_str())
+        .unwrap_or_else(|| panic!("no {keyword:?} event; got {events:?}\n{stderr_rest}"));
+    let decided = ev["decided_at"].as_f64().unwrap();
+    let latency = decided - (played_at + word_end);
+    eprintln!(
+        "played at {played_at:.3}, decided at {decided:.3} (+{:.3} s), printed +{:.3} s; \
+         latency after the word's offline end: {latency:.3} s",
+        decided - played_at,
+        seen_at - played_at
+    );
+    assert!(
+        decided >= played_at,
+        "event decided before the clip was played"
+    );
+    assert!(
+        latency <= 1.0,
+        "decision {latency:.3} s after the word's end (limit 1.0 s)"
+    );
+    assert!(
+        events.iter().all(|(v, _)| v["keyword"] == keyword.as_str()),
+        "spurious events: {events:?}"
+    );
+    assert!(
+        stderr_rest.contains("capture overruns: 0 samples"),
+        "capture overran:\n{stderr_rest}"
+    );
+}
