@@ -11,6 +11,10 @@
 //!   zero state (a reasonable production batch implementation: same packed kernels, no reuse
 //!   of previous hops).
 //!
+//! - `chain/frontend_hop`: one 20 ms hop of 16 kHz samples through `FeatureStream` (10 MFCC);
+//! - `chain/samples_to_decision_hop`: the same hop, then `Network::step` on the frame it yields,
+//!   then the decision (argmax over the posteriors; the keyword detector is not in yet).
+//!
 //! After the run it prints both ratios from this run's criterion estimates.
 
 mod common;
@@ -19,6 +23,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::SystemTime;
 
+use sepstream_audio::{FeatureStream, FrontendConfig};
 use sepstream_nn::{ModelSpec, Network};
 
 /// Deterministic MFCC-like input frames.
@@ -71,6 +76,56 @@ fn bench_step(c: &mut criterion::Criterion) {
     g.finish();
 }
 
+fn bench_chain(c: &mut criterion::Criterion) {
+    let net = ds_cnn();
+    let cfg = FrontendConfig {
+        n_mfcc: Some(net.input_shape().len()),
+        ..FrontendConfig::default()
+    };
+    let hop = cfg.hop;
+    let mut s: u32 = 1;
+    let audio: Vec<f32> = (0..cfg.sample_rate as usize * 4)
+        .map(|n| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            0.3 * (n as f32 * 0.05).sin() + 0.05 * ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+        })
+        .collect();
+    let hops = audio.len() / hop;
+    let mut g = c.benchmark_group("chain");
+    let mut fs = FeatureStream::new(&cfg, cfg.sample_rate).expect("front end");
+    let mut i = 0usize;
+    g.bench_function("frontend_hop", |b| {
+        b.iter(|| {
+            let block = &audio[(i % hops) * hop..][..hop];
+            i += 1;
+            let mut sum = 0.0;
+            fs.push(black_box(block), |_, f| sum += f[0]);
+            black_box(sum)
+        })
+    });
+    let mut fs = FeatureStream::new(&cfg, cfg.sample_rate).expect("front end");
+    let mut state = net.new_state();
+    let mut i = 0usize;
+    g.bench_function("samples_to_decision_hop", |b| {
+        b.iter(|| {
+            let block = &audio[(i % hops) * hop..][..hop];
+            i += 1;
+            let mut decision = usize::MAX;
+            fs.push(black_box(block), |_, f| {
+                if let Some(post) = net.step(&mut state, f) {
+                    decision = post
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(usize::MAX, |(k, _)| k);
+                }
+            });
+            black_box(decision)
+        })
+    });
+    g.finish();
+}
+
 fn report(since: SystemTime) {
     let net = ds_cnn();
     let get = |id| common::estimate_ns("step", id, since);
@@ -101,12 +156,22 @@ fn report(since: SystemTime) {
             );
         }
     }
+    for id in ["frontend_hop", "samples_to_decision_hop"] {
+        if let Some(t) = common::estimate_ns("chain", id, since) {
+            println!(
+                "  chain/{id:<24} {:>12}   ({:.2}% of the 20 ms hop)",
+                common::fmt_ns(t),
+                t / 2e5
+            );
+        }
+    }
 }
 
 fn main() {
     let since = SystemTime::now();
     let mut c = common::criterion();
     bench_step(&mut c);
+    bench_chain(&mut c);
     c.final_summary();
     report(since);
 }
