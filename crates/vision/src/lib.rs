@@ -28,6 +28,9 @@ pub mod world;
 
 use std::path::PathBuf;
 
+/// The nalgebra this crate's geometry uses (poses are `nalgebra::Isometry2<f64>`).
+pub use nalgebra;
+
 pub use camera::{DepthNoise, SimDepthCamera};
 pub use frame::{DepthEncoding, DepthFrame, DepthFrameMm, Frame, ImageFrame};
 pub use geometry::{CameraMount, Intrinsics};
