@@ -591,9 +591,9 @@ mod avx2 {
     }
 
     /// Channel mixing over `n` positions: `out[p*co + o] += sum_i x(p)[i] * w[i*co + o]`.
-    /// Positions go in tiles of 4 (then 3, 2, 1), output channels in blocks of 8-lane vectors,
-    /// so each weight vector loaded feeds several positions and the accumulators stay in
-    /// registers for the whole reduction over `ci`.
+    /// Register tiles of P positions x V vectors of 8 output channels (at least 8 independent
+    /// accumulators to hide the FMA latency); output-channel blocks outermost, so a block of
+    /// weights (ci x 8V values) stays in L1 while every position tile reuses it.
     ///
     /// # Safety
     /// AVX2 + FMA; `x(p)` points at `ci` readable values for p < n; `w` at ci*co; `out` at n*co.
@@ -607,54 +607,78 @@ mod avx2 {
         co: usize,
         out: *mut f32,
     ) {
-        let mut p = 0;
         // SAFETY: forwarded from the caller; every tile stays inside 0..n.
         unsafe {
-            while p + 4 <= n {
-                cols::<4, 3>(p, &x, ci, w, co, out);
-                p += 4;
-            }
-            match n - p {
-                3 => cols::<3, 4>(p, &x, ci, w, co, out),
-                2 => cols::<2, 6>(p, &x, ci, w, co, out),
-                1 => cols::<1, 8>(p, &x, ci, w, co, out),
-                _ => {}
+            match n {
+                0 => {}
+                1 => run::<1, 8>(0, 1, &x, ci, w, co, out),
+                2 => run::<2, 4>(0, 1, &x, ci, w, co, out),
+                3 => run::<3, 3>(0, 1, &x, ci, w, co, out),
+                5 => run::<5, 2>(0, 1, &x, ci, w, co, out),
+                6 => run::<6, 2>(0, 1, &x, ci, w, co, out),
+                _ => {
+                    let tiles = n / 4;
+                    run::<4, 3>(0, tiles, &x, ci, w, co, out);
+                    let p = tiles * 4;
+                    match n - p {
+                        3 => run::<3, 3>(p, 1, &x, ci, w, co, out),
+                        2 => run::<2, 4>(p, 1, &x, ci, w, co, out),
+                        1 => run::<1, 8>(p, 1, &x, ci, w, co, out),
+                        _ => {}
+                    }
+                }
             }
         }
     }
 
-    /// `P` positions from `p0`, all output channels: blocks of `V` vectors, then 2, then 1,
-    /// then a scalar tail of `co % 8` channels.
+    /// `tiles` tiles of `P` positions from `p0`, all output channels: blocks of `V` vectors,
+    /// then 2, then 1, then a scalar tail of `co % 8` channels.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn cols<const P: usize, const V: usize>(
+    unsafe fn run<const P: usize, const V: usize>(
         p0: usize,
+        tiles: usize,
         x: &impl Fn(usize) -> *const f32,
         ci: usize,
         w: *const f32,
         co: usize,
         out: *mut f32,
     ) {
-        let xs: [*const f32; P] = std::array::from_fn(|k| x(p0 + k));
         // SAFETY: as in `mix`.
         unsafe {
-            let outs: [*mut f32; P] = std::array::from_fn(|k| out.add((p0 + k) * co));
+            let tile_at = |t: usize, o: usize, v: usize| {
+                let p = p0 + t * P;
+                let xs: [*const f32; P] = std::array::from_fn(|k| x(p + k));
+                let outs: [*mut f32; P] = std::array::from_fn(|k| out.add((p + k) * co + o));
+                match v {
+                    1 => tile::<P, 1>(&xs, ci, w.add(o), co, outs),
+                    2 => tile::<P, 2>(&xs, ci, w.add(o), co, outs),
+                    _ => tile::<P, V>(&xs, ci, w.add(o), co, outs),
+                }
+            };
             let mut o = 0;
             while o + 8 * V <= co {
-                tile::<P, V>(&xs, ci, w.add(o), co, outs.map(|q| q.add(o)));
+                for t in 0..tiles {
+                    tile_at(t, o, V);
+                }
                 o += 8 * V;
             }
             if V > 2 && o + 16 <= co {
-                tile::<P, 2>(&xs, ci, w.add(o), co, outs.map(|q| q.add(o)));
+                for t in 0..tiles {
+                    tile_at(t, o, 2);
+                }
                 o += 16;
             }
             while o + 8 <= co {
-                tile::<P, 1>(&xs, ci, w.add(o), co, outs.map(|q| q.add(o)));
+                for t in 0..tiles {
+                    tile_at(t, o, 1);
+                }
                 o += 8;
             }
             if o < co {
-                for (k, &xp) in xs.iter().enumerate() {
-                    let op = outs[k];
+                for p in p0..p0 + tiles * P {
+                    let xp = x(p);
+                    let op = out.add(p * co);
                     for i in 0..ci {
                         let a = *xp.add(i);
                         let wr = w.add(i * co);
