@@ -1,9 +1,252 @@
-//! `sepstream robot` (not built yet; see the open issues).
+//! `sepstream robot --sim`: the simulated differential-drive robot with depth perception and
+//! keyword commands, in deterministic simulated time or in real time.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use sepstream_audio::{stream_wav, DecisionConfig, FrontendConfig, KeywordDetector};
+use sepstream_nn::Network;
+use sepstream_vision::perception::DepthPerception;
+use sepstream_vision::rt::{run_realtime, scripted_feed, RtConfig};
+use sepstream_vision::sim::{
+    parse_command_script, pose_facing_obstacle, run_sim, ScheduledCommand, SimConfig, SimLog,
+};
+use sepstream_vision::RobotCommand;
+use sepstream_vision::{
+    ControllerConfig, DepthNoise, DiffDrive, SimDepthCamera, World, WorldParams,
+};
 
 /// Options of `sepstream robot`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Drive the simulated robot (the only robot there is).
+    #[arg(long)]
+    sim: bool,
+    /// Run in real time on threads (perception and commands on their own threads, the control
+    /// loop at a fixed rate); default is the deterministic simulated clock.
+    #[arg(long)]
+    realtime: bool,
+    /// Seed of the world, start pose and sensor noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run length in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Control loop rate (Hz), 100 to 1000.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Camera frame rate (Hz).
+    #[arg(long, default_value_t = 30.0)]
+    camera_hz: f64,
+    /// Slow perception down by this factor (frames and their results come this many times later).
+    #[arg(long, default_value_t = 1.0)]
+    slowdown: f64,
+    /// Commands as TIME:COMMAND pairs, e.g. "0.5:go,6:left,9:go,15:stop".
+    #[arg(long)]
+    commands: Option<String>,
+    /// Keyword commands from a WAV file: the keyword model's events (go, stop, left, right) at
+    /// the times they fire in the file, replayed on the loop's clock.
+    #[arg(long)]
+    wav: Option<PathBuf>,
+    /// The keyword model spec (with [frontend] and [decision]) used for --wav.
+    #[arg(long, default_value = "configs/kws_dscnn.toml")]
+    kws_model: PathBuf,
+    /// Keyword commands from the microphone (live keyword pipeline).
+    #[arg(long)]
+    mic: bool,
+    /// The depth perception network spec.
+    #[arg(long, default_value = "configs/depth_sectors.toml")]
+    depth_model: PathBuf,
+    /// Write a trajectory plot (PNG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Plot without text (if no system font is available).
+    #[arg(long)]
+    plot_no_text: bool,
+    /// Print every applied command and the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`sepstream robot` is not built yet")
+/// Keyword events of a WAV file as robot commands: streaming features (sepstream-audio), the
+/// keyword network stepped frame by frame (sepstream-nn), the keyword detector; each command
+/// arrives at the time its event fired (`end`), i.e. with the model's real detection latency.
+fn wav_commands(wav: &Path, kws_model: &Path) -> anyhow::Result<Vec<ScheduledCommand>> {
+    let net = Network::load(kws_model)
+        .with_context(|| format!("loading keyword model {}", kws_model.display()))?;
+    let spec = net.spec();
+    let fe = FrontendConfig::from_table(
+        spec.frontend
+            .as_ref()
+            .with_context(|| format!("{}: no [frontend] table", kws_model.display()))?,
+    )?;
+    let dc = DecisionConfig::from_table(
+        spec.decision
+            .as_ref()
+            .with_context(|| format!("{}: no [decision] table", kws_model.display()))?,
+    )?;
+    let mut detector = KeywordDetector::new(&dc, &spec.labels, 1.0 / fe.frame_rate());
+    let mut state = net.new_state();
+    let mut out = Vec::new();
+    let mut heard = Vec::new();
+    stream_wav(wav, &fe, |t, frame| {
+        if let Some(post) = net.step(&mut state, frame) {
+            if let Some(ev) = detector.push(t, post) {
+                heard.push(format!("{}@{:.2}", ev.keyword, ev.end));
+                if let Some(command) = RobotCommand::from_label(&ev.keyword) {
+                    out.push(ScheduledCommand {
+                        arrival: ev.end,
+                        command,
+                    });
+                }
+            }
+        }
+    })
+    .with_context(|| format!("reading {}", wav.display()))?;
+    eprintln!(
+        "{}: keywords heard {}; robot commands {}",
+        wav.display(),
+        if heard.is_empty() {
+            "none".to_string()
+        } else {
+            heard.join(" ")
+        },
+        out.len()
+    );
+    Ok(out)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.sim {
+        bail!("only the simulated robot exists: pass --sim");
+    }
+    if !(1.0..=10_000.0).contains(&args.rate) {
+        bail!(
+            "--rate {} Hz is out of range (1..=10000; 100..=1000 intended)",
+            args.rate
+        );
+    }
+    if !(args.duration > 0.0 && args.camera_hz > 0.0 && args.slowdown >= 1.0) {
+        bail!("--duration and --camera-hz must be positive and --slowdown at least 1");
+    }
+    let commands: Vec<ScheduledCommand> = match (&args.commands, &args.wav, args.mic) {
+        (Some(s), None, false) => parse_command_script(s)?,
+        (None, Some(wav), false) => wav_commands(wav, &args.kws_model)?,
+        (None, None, true) => bail!(
+            "--mic: the live keyword pipeline (sepstream-pipeline `listen`) is not wired into \
+             `robot` yet; use --wav FILE or --commands TIME:COMMAND,..."
+        ),
+        (None, None, false) => parse_command_script("0.5:go")?,
+        _ => bail!("give at most one of --commands, --wav, --mic"),
+    };
+
+    let drive = DiffDrive::default();
+    let world = Arc::new(World::random(&WorldParams::default(), args.seed));
+    let start = pose_facing_obstacle(&world, &drive, args.seed, 1.0, 3.0)
+        .context("no collision-free start pose in this world; try another --seed")?;
+    let camera = SimDepthCamera::default_robot(DepthNoise::default(), args.seed);
+    let perception = DepthPerception::load(&args.depth_model, camera.intrinsics())
+        .with_context(|| format!("loading depth model {}", args.depth_model.display()))?;
+    eprintln!(
+        "world seed {}: {} obstacles; start ({:.2}, {:.2}) heading {:.0} deg; depth network `{}` (delay {} rows)",
+        args.seed,
+        world.obstacles.len(),
+        start.translation.x,
+        start.translation.y,
+        start.rotation.angle().to_degrees(),
+        args.depth_model.display(),
+        perception.streamer().delay()
+    );
+
+    let log: SimLog = if args.realtime {
+        let cfg = RtConfig {
+            control_hz: args.rate,
+            camera_hz: args.camera_hz,
+            perception_slowdown: args.slowdown,
+            duration: args.duration,
+            controller: ControllerConfig::default(),
+            drive,
+            ..RtConfig::default()
+        };
+        run_realtime(
+            &cfg,
+            world.clone(),
+            start,
+            camera,
+            perception,
+            Some(scripted_feed(commands)),
+        )?
+        .log
+    } else {
+        let cfg = SimConfig {
+            control_hz: args.rate,
+            camera_hz: args.camera_hz,
+            perception_latency: 1.0 / args.camera_hz,
+            perception_slowdown: args.slowdown,
+            duration: args.duration,
+            controller: ControllerConfig::default(),
+            drive,
+        };
+        let mut perception = perception;
+        run_sim(
+            &cfg,
+            world.clone(),
+            start,
+            &commands,
+            &camera,
+            &mut perception,
+        )?
+    };
+
+    let summary = log.summary();
+    if args.json {
+        let marks: Vec<_> = log
+            .marks
+            .iter()
+            .map(|m| serde_json::json!({"command": m.command.name(), "arrival": m.arrival, "applied": m.t, "x": m.x, "y": m.y}))
+            .collect();
+        let out = serde_json::json!({
+            "mode": if args.realtime { "realtime" } else { "simulated-clock" },
+            "seed": args.seed,
+            "ticks": summary.ticks, "period_s": summary.period, "missed_ticks": summary.missed_ticks,
+            "overruns": summary.overruns, "tick_p50_s": summary.tick_p50, "tick_p99_s": summary.tick_p99,
+            "tick_max_s": summary.tick_max, "lateness_max_s": summary.lateness_max,
+            "frames": summary.frames, "stale_ticks": summary.stale_ticks,
+            "collisions": summary.collisions, "min_gap_m": summary.min_gap, "distance_m": summary.distance,
+            "commands": marks,
+        });
+        println!("{out}");
+    } else {
+        for m in &log.marks {
+            println!(
+                "{:>8.3} s  {:<5}  arrived {:.3} s, applied after {:.3} ms at ({:.2}, {:.2})",
+                m.t,
+                m.command.name(),
+                m.arrival,
+                (m.t - m.arrival) * 1e3,
+                m.x,
+                m.y
+            );
+        }
+        println!("{summary}");
+    }
+    if let Some(p) = &args.plot {
+        let title = format!(
+            "seed {} - {} s at {:.0} Hz{}",
+            args.seed,
+            args.duration,
+            args.rate,
+            if args.realtime { " (real time)" } else { "" }
+        );
+        sepstream_vision::plot::plot_run(&world, &log, &title, p, (900, 700), !args.plot_no_text)
+            .with_context(|| format!("writing plot {}", p.display()))?;
+        eprintln!("plot written to {}", p.display());
+    }
+    Ok(if summary.collisions > 0 || summary.missed_ticks > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

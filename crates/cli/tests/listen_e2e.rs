@@ -8,7 +8,7 @@
 //! when its samples are fed straight to the inference stage, so the test checks the live path.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

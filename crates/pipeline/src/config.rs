@@ -178,7 +178,7 @@ impl PipelineConfig {
         if !(c.stall_timeout_s > 0.0 && c.start_timeout_s > 0.0) {
             return bad("capture.stall_timeout_s and start_timeout_s must be > 0".into());
         }
-        if !(self.stats.interval_s > 0.0) {
+        if self.stats.interval_s.is_nan() || self.stats.interval_s <= 0.0 {
             return bad(format!(
                 "stats.interval_s = {} (must be > 0)",
                 self.stats.interval_s

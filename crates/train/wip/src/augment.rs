@@ -1,0 +1,252 @@
+//! Training-time augmentation: time shift, speed/pitch perturbation, gain, background-noise mixing at
+//! a random SNR (on samples) and SpecAugment time/feature masks (on feature frames).
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Augmentation settings (all randomness comes from the caller's seeded RNG).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Largest time shift either way, in seconds (zero fill).
+    pub shift_s: f32,
+    /// Probability of resampling by a random factor in `speed` (changes speed and pitch together).
+    pub speed_prob: f32,
+    pub speed: (f32, f32),
+    /// Random gain range in dB applied to the clip.
+    pub gain_db: (f32, f32),
+    /// Probability of mixing a random `_silence_` clip into a speech clip.
+    pub noise_prob: f32,
+    /// SNR range (dB) of that mix.
+    pub snr_db: (f32, f32),
+    /// SpecAugment: number of time masks and their largest width in frames.
+    pub time_masks: usize,
+    pub time_mask_max: usize,
+    /// SpecAugment: number of feature masks and their largest width in features.
+    pub feature_masks: usize,
+    pub feature_mask_max: usize,
+    /// Probability that a clip is preceded by background audio instead of the stream's zero start.
+    pub context_prob: f32,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            shift_s: 0.1,
+            speed_prob: 0.5,
+            speed: (0.88, 1.12),
+            gain_db: (-10.0, 6.0),
+            noise_prob: 0.8,
+            snr_db: (0.0, 25.0),
+            time_masks: 2,
+            time_mask_max: 5,
+            feature_masks: 2,
+            feature_mask_max: 4,
+            context_prob: 0.5,
+        }
+    }
+}
+
+impl AugmentConfig {
+    /// No augmentation at all.
+    pub fn none() -> Self {
+        Self {
+            shift_s: 0.0,
+            speed_prob: 0.0,
+            speed: (1.0, 1.0),
+            gain_db: (0.0, 0.0),
+            noise_prob: 0.0,
+            snr_db: (0.0, 0.0),
+            time_masks: 0,
+            time_mask_max: 0,
+            feature_masks: 0,
+            feature_mask_max: 0,
+            context_prob: 0.0,
+        }
+    }
+}
+
+fn uniform<R: Rng>(rng: &mut R, r: (f32, f32)) -> f32 {
+    if r.1 > r.0 {
+        rng.random_range(r.0..r.1)
+    } else {
+        r.0
+    }
+}
+
+/// Resample by `factor` (> 1 is faster and higher) with linear interpolation.
+pub fn change_speed(x: &[f32], factor: f32) -> Vec<f32> {
+    if x.is_empty() || (factor - 1.0).abs() < 1e-6 {
+        return x.to_vec();
+    }
+    let n = ((x.len() as f32) / factor).floor().max(1.0) as usize;
+    (0..n)
+        .map(|i| {
+            let p = i as f32 * factor;
+            let j = p.floor() as usize;
+            let f = p - j as f32;
+            let a = x[j.min(x.len() - 1)];
+            let b = x[(j + 1).min(x.len() - 1)];
+            a + (b - a) * f
+        })
+        .collect()
+}
+
+/// Exactly `len` samples: crop centred or pad with zeros on both sides.
+pub fn fit_length(x: &[f32], len: usize) -> Vec<f32> {
+    if x.len() >= len {
+        let s = (x.len() - len) / 2;
+        x[s..s + len].to_vec()
+    } else {
+        let mut v = vec![0.0; len];
+        let s = (len - x.len()) / 2;
+        v[s..s + x.len()].copy_from_slice(x);
+        v
+    }
+}
+
+/// Shift by `n` samples (positive: later), zero fill, same length.
+pub fn shift(x: &[f32], n: isize) -> Vec<f32> {
+    let len = x.len() as isize;
+    (0..len)
+        .map(|i| {
+            let j = i - n;
+            if (0..len).contains(&j) {
+                x[j as usize]
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+fn power(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32
+}
+
+/// Adds `noise` (looped/cropped to length) at `snr_db` relative to the power of `x`.
+pub fn mix_noise(x: &mut [f32], noise: &[f32], snr_db: f32) {
+    let pn = power(noise);
+    let px = power(x);
+    if pn <= 0.0 || px <= 0.0 {
+        return;
+    }
+    let g = (px / pn / 10f32.powf(snr_db / 10.0)).sqrt();
+    for (i, v) in x.iter_mut().enumerate() {
+        *v += g * noise[i % noise.len()];
+    }
+}
+
+/// Augments one clip's samples (already `len` long). `is_silence` clips only get gain and
+/// another noise mixed in; `noise_pool` are background clips.
+pub fn augment_samples<R: Rng>(
+    x: &[f32],
+    sample_rate: u32,
+    is_silence: bool,
+    noise_pool: &[Vec<f32>],
+    cfg: &AugmentConfig,
+    rng: &mut R,
+) -> Vec<f32> {
+    let len = x.len();
+    let mut y = if is_silence {
+        x.to_vec()
+    } else {
+        let mut y = x.to_vec();
+        if rng.random::<f32>() < cfg.speed_prob {
+            y = fit_length(&change_speed(&y, uniform(rng, cfg.speed)), len);
+        }
+        let max = (cfg.shift_s * sample_rate as f32) as isize;
+        if max > 0 {
+            y = shift(&y, rng.random_range(-(max as i64)..=max as i64) as isize);
+        }
+        y
+    };
+    let g = 10f32.powf(uniform(rng, cfg.gain_db) / 20.0);
+    y.iter_mut().for_each(|v| *v *= g);
+    if !noise_pool.is_empty() && rng.random::<f32>() < cfg.noise_prob {
+        let n = &noise_pool[rng.random_range(0..noise_pool.len())];
+        let snr = if is_silence {
+            uniform(rng, (-5.0, 10.0))
+        } else {
+            uniform(rng, cfg.snr_db)
+        };
+        mix_noise(&mut y, n, snr);
+    }
+    y
+}
+
+/// SpecAugment masks on `t` frames of `f` features (set to 0, the normalised mean); frames before
+/// `first` (context) are left alone.
+pub fn spec_augment<R: Rng>(
+    feats: &mut [f32],
+    t: usize,
+    f: usize,
+    first: usize,
+    cfg: &AugmentConfig,
+    rng: &mut R,
+) {
+    if t <= first {
+        return;
+    }
+    for _ in 0..cfg.time_masks {
+        if cfg.time_mask_max == 0 {
+            break;
+        }
+        let w = rng.random_range(0..=cfg.time_mask_max).min(t - first);
+        let s = first + rng.random_range(0..=(t - first - w));
+        for fr in s..s + w {
+            feats[fr * f..(fr + 1) * f].iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
+    for _ in 0..cfg.feature_masks {
+        if cfg.feature_mask_max == 0 {
+            break;
+        }
+        let w = rng.random_range(0..=cfg.feature_mask_max).min(f);
+        let s = rng.random_range(0..=(f - w));
+        for fr in first..t {
+            feats[fr * f + s..fr * f + s + w]
+                .iter_mut()
+                .for_each(|v| *v = 0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn speed_changes_length() {
+        let x: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        assert_eq!(change_speed(&x, 2.0).len(), 500);
+        assert_eq!(change_speed(&x, 0.5).len(), 2000);
+        assert_eq!(fit_length(&change_speed(&x, 1.1), 1000).len(), 1000);
+    }
+
+    #[test]
+    fn noise_at_snr() {
+        let mut x: Vec<f32> = (0..1600).map(|i| (i as f32 * 0.1).sin()).collect();
+        let n: Vec<f32> = (0..1600).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let clean = x.clone();
+        mix_noise(&mut x, &n, 10.0);
+        let diff: Vec<f32> = x.iter().zip(&clean).map(|(a, b)| a - b).collect();
+        let snr = 10.0 * (power(&clean) / power(&diff)).log10();
+        assert!((snr - 10.0).abs() < 0.01, "{snr}");
+    }
+
+    #[test]
+    fn masks_stay_in_range() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let cfg = AugmentConfig::default();
+        for _ in 0..100 {
+            let mut f = vec![1.0; 30 * 10];
+            spec_augment(&mut f, 30, 10, 5, &cfg, &mut rng);
+            assert!(f[..50].iter().all(|v| *v == 1.0));
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Evaluation with the streaming engine (sepstream-nn `step` over sepstream-audio `FeatureStream`
+//! frames), per clip (accuracy, per-class precision/recall, confusion) and over one long stream of
+//! concatenated clips with background gaps (detection rate, false accepts per hour, delay).
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use sepstream_audio::{DecisionConfig, FeatureStream, FrontendConfig, KeywordDetector};
+use sepstream_nn::Network;
+use serde::Serialize;
+
+use crate::dataset::{Clip, SILENCE, UNKNOWN};
+use crate::TrainError;
+
+/// The front end and decision settings of a network's spec.
+pub fn configs(net: &Network) -> Result<(FrontendConfig, DecisionConfig), TrainError> {
+    let empty = toml::Table::new();
+    let spec = net.spec();
+    let fe = FrontendConfig::from_table(spec.frontend.as_ref().unwrap_or(&empty))
+        .map_err(|e| TrainError::Spec(e.to_string()))?;
+    let de = DecisionConfig::from_table(spec.decision.as_ref().unwrap_or(&empty))
+        .map_err(|e| TrainError::Spec(e.to_string()))?;
+    Ok((fe, de))
+}
+
+/// Runs the streaming engine over `samples` (at `rate`) from a reset state; the posterior of the
+/// last output frame, or `None` if the clip is too short to give one.
+pub fn classify_samples(
+    net: &Network,
+    fe: &FrontendConfig,
+    samples: &[f32],
+    rate: u32,
+) -> Result<Option<Vec<f32>>, TrainError> {
+    let mut fs = FeatureStream::new(fe, rate).map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut st = net.new_state();
+    let mut last: Option<Vec<f32>> = None;
+    let mut on = |_t: f64, fr: &[f32]| {
+        if let Some(o) = net.step(&mut st, fr) {
+            match &mut last {
+                Some(v) => v.copy_from_slice(o),
+                None => last = Some(o.to_vec()),
+            }
+        }
+    };
+    fs.push(samples, &mut on);
+    fs.finish(&mut on);
+    Ok(last)
+}
+
+/// Per-clip results.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClipEval {
+    pub labels: Vec<String>,
+    pub clips: usize,
+    pub accuracy: f64,
+    /// confusion[true][predicted]
+    pub confusion: Vec<Vec<usize>>,
+    pub precision: Vec<f64>,
+    pub recall: Vec<f64>,
+    /// Clips that could not be read (path, reason).
+    pub errors: Vec<(String, String)>,
+}
+
+/// Streams every clip through the engine and compares the last posterior's argmax with the label.
+pub fn eval_clips(net: &Network, clips: &[Clip]) -> Result<ClipEval, TrainError> {
+    let (fe, _) = configs(net)?;
+    let labels = net.spec().labels.clone();
+    let n = labels.len();
+    let results: Vec<Result<Option<usize>, (String, String)>> = clips
+        .par_iter()
+        .map(|c| {
+            let err = |e: String| (c.path.display().to_string(), e);
+            let (s, r) = sepstream_audio::read_wav(&c.path).map_err(|e| err(e.to_string()))?;
+            let p = classify_samples(net, &fe, &s, r).map_err(|e| err(e.to_string()))?;
+            Ok(p.map(|v| argmax(&v)))
+        })
+        .collect();
+    let mut confusion = vec![vec![0usize; n]; n];
+    let mut errors = Vec::new();
+    let mut counted = 0;
+    for (c, r) in clips.iter().zip(results) {
+        match r {
+            Ok(Some(p)) if c.label < n && p < n => {
+                confusion[c.label][p] += 1;
+                counted += 1;
+            }
+            Ok(_) => errors.push((c.path.display().to_string(), "too short for one output".into())),
+            Err(e) => errors.push(e),
+        }
+    }
+    let correct: usize = (0..n).map(|i| confusion[i][i]).sum();
+    let precision = (0..n)
+        .map(|j| {
+            let col: usize = (0..n).map(|i| confusion[i][j]).sum();
+            if col == 0 { 0.0 } else { confusion[j][j] as f64 / col as f64 }
+        })
+        .collect();
+    let recall = (0..n)
+        .map(|i| {
+            let row: usize = confusion[i].iter().sum();
+            if row == 0 { 0.0 } else { confusion[i][i] as f64 / row as f64 }
+        })
+        .collect();
+    Ok(ClipEval {
+        labels,
+        clips: counted,
+        accuracy: correct as f64 / counted.max(1) as f64,
+        confusion,
+        precision,
+        recall,
+        errors,
+    })
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+/// Where a word was put in the long stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedWord {
+    pub label: usize,
+    pub start: f64,
+    /// End of speech (last loud 10 ms block).
+    pub end: f64,
+}
+
+/// Results over one long stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamEval {
+    pub hours: f64,
+    pub keywords: usize,
+    pub detected: usize,
+    pub detection_rate: f64,
+    pub false_accepts: usize,
+    pub false_accepts_per_hour: f64,
+    /// Median of (event time - end of the word) over detected keywords, seconds.
+    pub median_delay: f64,
+}
+
+/// Speech start/end in a clip: first/last 10 ms block within 20 dB of the loudest.
+pub fn speech_extent(x: &[f32], rate: u32) -> (f64, f64) {
+    let b = (rate as usize / 100).max(1);
+    let e: Vec<f32> = x.chunks(b).map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).collect();
+    let m = e.iter().cloned().fold(0.0f32, f32::max);
+    if m <= 0.0 {
+        return (0.0, x.len() as f64 / rate as f64);
+    }
+    let th = m * 0.01;
+    let first = e.iter().position(|v| *v >= th).unwrap_or(0);
+    let last = e.iter().rposition(|v| *v >= th).unwrap_or(e.len() - 1);
+    (
+        (first * b) as f64 / rate as f64,
+        (((last + 1) * b).min(x.len())) as f64 / rate as f64,
+    )
+}
+
+/// Builds one stream: keyword and unknown clips (shuffled, seeded) separated by 1-2 s of
+/// background from the `_silence_` clips; returns samples (16 kHz) and where the words are.
+pub fn build_stream(clips: &[Clip], rate: u32, seed: u64) -> Result<(Vec<f32>, Vec<PlacedWord>), TrainError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let load = |c: &Clip| -> Result<Vec<f32>, TrainError> {
+        let (s, r) = sepstream_audio::read_wav(&c.path).map_err(|e| TrainError::Data(format!("{}: {e}", c.path.display())))?;
+        sepstream_audio::resample_clip(&s, r, rate).map_err(|e| TrainError::Data(e.to_string()))
+    };
+    let noise: Vec<Vec<f32>> = clips.iter().filter(|c| c.label == SILENCE).map(load).collect::<Result<_, _>>()?;
+    let mut words: Vec<&Clip> = clips.iter().filter(|c| c.label != SILENCE).collect();
+    for i in (1..words.len()).rev() {
+        let j = rng.random_range(0..=i);
+        words.swap(i, j);
+    }
+    let mut out = Vec::new();
+    let mut placed = Vec::new();
+    let gap = |out: &mut Vec<f32>, rng: &mut ChaCha8Rng| {
+        let len = rng.random_range(rate as usize..2 * rate as usize);
+        let g = 10f32.powf(rng.random_range(-20.0f32..0.0) / 20.0);
+        if noise.is_empty() {
+            out.extend(std::iter::repeat_n(0.0, len));
+        } else {
+            let n = &noise[rng.random_range(0..noise.len())];
+            out.extend((0..len).map(|k| g * n[k % n.len()]));
+        }
+    };
+    gap(&mut out, &mut rng);
+    for c in words {
+        let s = load(c)?;
+        let (a, b) = speech_extent(&s, rate);
+        let t0 = out.len() as f64 / rate as f64;
+        out.extend_from_slice(&s);
+        placed.push(PlacedWord { label: c.label, start: t0 + a, end: t0 + b });
+        gap(&mut out, &mut rng);
+    }
+    Ok((out, placed))
+}
+
+/// Runs the streaming engine and keyword detector over the stream and scores the events:
+/// an event matches a keyword word of the same label if it fires between the word's start and
+/// 1 s after its end (each word matched once); every other event is a false accept.
+pub fn eval_stream(net: &Network, samples: &[f32], rate: u32, words: &[PlacedWord]) -> Result<StreamEval, TrainError> {
+    let (fe, de) = configs(net)?;
+    let events = detect(net, &fe, &de, samples, rate)?;
+    let mut used = vec![false; words.len()];
+    let mut delays = Vec::new();
+    let mut fa = 0;
+    for ev in &events {
+        let m = words.iter().enumerate().position(|(i, w)| {
+            !used[i] && w.label == ev.label_index && ev.end >= w.start && ev.end <= w.end + 1.0
+        });
+        match m {
+            Some(i) => {
+                used[i] = true;
+                delays.push(ev.end - words[i].end);
+            }
+            None => fa += 1,
+        }
+    }
+    let keywords = words.iter().filter(|w| w.label != UNKNOWN && w.label != SILENCE).count();
+    delays.sort_by(|a, b| a.total_cmp(b));
+    let hours = samples.len() as f64 / rate as f64 / 3600.0;
+    Ok(StreamEval {
+        hours,
+        keywords,
+        detected: delays.len(),
+        detection_rate: delays.len() as f64 / keywords.max(1) as f64,
+        false_accepts: fa,
+        false_accepts_per_hour: fa as f64 / hours.max(1e-9),
+        median_delay: if delays.is_empty() { f64::NAN } else { delays[delays.len() / 2] },
+    })
+}
+
+/// One keyword event.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub keyword: String,
+    pub label_index: usize,
+    pub start: f64,
+    pub end: f64,
+    pub score: f32,
+}
+
+/// Keyword events of a whole signal through FeatureStream -> Network::step -> KeywordDetector.
+pub fn detect(
+    net: &Network,
+    fe: &FrontendConfig,
+    de: &DecisionConfig,
+    samples: &[f32],
+    rate: u32,
+) -> Result<Vec<Event>, TrainError> {
+    let mut fs = FeatureStream::new(fe, rate).map_err(|e| TrainError::Data(e.to_string()))?;
+    let period = net.time_stride() as f64 / fe.frame_rate();
+    let mut det = KeywordDetector::new(de, &net.spec().labels, period);
+    let mut st = net.new_state();
+    let mut events = Vec::new();
+    let mut on = |t: f64, fr: &[f32]| {
+        if let Some(o) = net.step(&mut st, fr) {
+            if let Some(e) = det.push(t, o) {
+                events.push(Event { keyword: e.keyword, label_index: e.label_index, start: e.start, end: e.end, score: e.score });
+            }
+        }
+    };
+    for block in samples.chunks(4096) {
+        fs.push(block, &mut on);
+    }
+    fs.finish(&mut on);
+    Ok(events)
+}
+
+/// Clips of a folder, for evaluation.
+pub fn clips_of(dir: &Path) -> Result<Vec<Clip>, TrainError> {
+    crate::dataset::scan(dir)
+}

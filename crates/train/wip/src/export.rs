@@ -1,0 +1,43 @@
+//! Export: the trained model as a sepstream-nn spec (TOML, with the front end's normalisation and the
+//! decision settings) plus its safetensors weights, BatchNorm folded in.
+
+use std::path::Path;
+
+use sepstream_nn::ModelSpec;
+
+use crate::trainer::Trained;
+use crate::TrainError;
+
+/// The spec of a trained model: `template` with the trained front end, `weights` pointing at
+/// `weights_rel` (relative to the spec file) and a provenance line.
+pub fn trained_spec(
+    template: &ModelSpec,
+    trained: &Trained,
+    weights_rel: &Path,
+    provenance: &str,
+) -> Result<ModelSpec, TrainError> {
+    let mut spec = template.clone();
+    spec.weights = Some(weights_rel.to_path_buf());
+    spec.provenance = Some(provenance.to_string());
+    spec.labels = crate::dataset::labels();
+    let table = toml::Table::try_from(&trained.frontend)
+        .map_err(|e| TrainError::Export(format!("frontend table: {e}")))?;
+    spec.frontend = Some(table);
+    Ok(spec)
+}
+
+/// Writes `spec_path` (TOML) and the weights file its `weights` names.
+pub fn write(spec: &ModelSpec, trained: &Trained, spec_path: &Path) -> Result<(), TrainError> {
+    let rel = spec
+        .weights
+        .as_ref()
+        .ok_or_else(|| TrainError::Export("spec has no weights path".into()))?;
+    let wpath = spec_path.parent().unwrap_or(Path::new(".")).join(rel);
+    if let Some(dir) = wpath.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    }
+    let bytes = trained.model.export_safetensors()?;
+    std::fs::write(&wpath, bytes).map_err(|e| TrainError::io(&wpath, e))?;
+    spec.save(spec_path)?;
+    Ok(())
+}

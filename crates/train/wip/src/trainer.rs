@@ -1,0 +1,457 @@
+//! The training loop: load clips, split by speaker, augment, extract features with sepstream-audio's
+//! front end, train the candle model with AdamW, keep the best epoch by validation accuracy.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Tensor, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use sepstream_audio::{FeatureExtractor, FrontendConfig};
+use sepstream_nn::ModelSpec;
+
+use crate::augment::{self, AugmentConfig};
+use crate::dataset::{self, Clip, SILENCE};
+use crate::model::KwsModel;
+use crate::TrainError;
+
+/// Training settings. `Default` is the recipe of the shipped models.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    /// Percent of speakers held out for validation.
+    pub val_percent: u32,
+    pub augment: AugmentConfig,
+    /// Frames of context before each training clip (zeros or background audio).
+    pub context_frames: usize,
+    /// Extra training folders (e.g. synthesized speech); never used for validation.
+    pub extra: Vec<PathBuf>,
+    /// Use at most this many clips of the data folder (before the split), for quick runs.
+    pub max_clips: Option<usize>,
+    /// Stop after this many optimizer steps in total (quick runs and tests).
+    pub max_steps: Option<usize>,
+    /// Wall-clock budget in seconds: after the first epoch, the number of epochs is lowered to
+    /// what fits (the first epoch does not depend on it, so `--epochs <used>` reproduces the run).
+    pub time_budget: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 40,
+            batch_size: 64,
+            lr: 3e-3,
+            weight_decay: 1e-3,
+            seed: 1,
+            val_percent: 20,
+            augment: AugmentConfig::default(),
+            context_frames: 25,
+            extra: Vec::new(),
+            max_clips: None,
+            max_steps: None,
+            time_budget: None,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub steps: usize,
+    pub loss: f32,
+    pub train_acc: f32,
+    pub val_acc: f32,
+    pub seconds: f64,
+}
+
+/// What a training run did.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    pub n_train: usize,
+    pub n_extra: usize,
+    pub n_val: usize,
+    pub n_val_speakers: usize,
+    pub best_epoch: usize,
+    pub best_val_acc: f32,
+    /// Epochs the schedule was set for (lowered by a time budget).
+    pub epochs_used: usize,
+    pub epochs: Vec<EpochLog>,
+    /// Loss of every optimizer step.
+    pub step_losses: Vec<f32>,
+    pub seconds: f64,
+}
+
+/// A loaded clip: samples at the model rate, exactly one clip long.
+pub struct LoadedClip {
+    pub clip: Clip,
+    pub samples: Vec<f32>,
+}
+
+/// Reads a WAV with sepstream-audio, resamples to `rate` if needed and keeps the loudest
+/// `len`-sample window (centred zero padding when shorter).
+pub fn read_clip(path: &Path, rate: u32, len: usize) -> Result<Vec<f32>, TrainError> {
+    let (mono, r) = sepstream_audio::read_wav(path)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    let mono = sepstream_audio::resample_clip(&mono, r, rate)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+    Ok(loudest_window(&mono, len))
+}
+
+/// The `len`-sample window with the most energy (centred padding when shorter).
+fn loudest_window(x: &[f32], len: usize) -> Vec<f32> {
+    if x.len() <= len {
+        return augment::fit_length(x, len);
+    }
+    let mut best = 0;
+    let mut e: f32 = x[..len].iter().map(|v| v * v).sum();
+    let mut be = e;
+    for s in 1..=(x.len() - len) {
+        e += x[s + len - 1] * x[s + len - 1] - x[s - 1] * x[s - 1];
+        if e > be {
+            be = e;
+            best = s;
+        }
+    }
+    x[best..best + len].to_vec()
+}
+
+fn load_all(clips: Vec<Clip>, rate: u32, len: usize) -> Result<Vec<LoadedClip>, TrainError> {
+    clips
+        .into_par_iter()
+        .map(|clip| {
+            let samples = read_clip(&clip.path, rate, len)?;
+            Ok(LoadedClip { clip, samples })
+        })
+        .collect()
+}
+
+/// Per-feature mean and standard deviation over the given clips' clean features.
+pub fn feature_stats(cfg: &FrontendConfig, clips: &[LoadedClip]) -> (Vec<f32>, Vec<f32>) {
+    let f = cfg.feature_len();
+    let sums = clips
+        .par_iter()
+        .map_init(
+            || FeatureExtractor::new(cfg),
+            |fx, c| {
+                let feats = fx.clip(&c.samples);
+                let mut s = vec![0f64; 2 * f + 1];
+                for fr in feats.chunks(f) {
+                    for (j, v) in fr.iter().enumerate() {
+                        s[j] += f64::from(*v);
+                        s[f + j] += f64::from(*v) * f64::from(*v);
+                    }
+                    s[2 * f] += 1.0;
+                }
+                s
+            },
+        )
+        .reduce(
+            || vec![0f64; 2 * f + 1],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let n = sums[2 * f].max(1.0);
+    let mean: Vec<f32> = (0..f).map(|j| (sums[j] / n) as f32).collect();
+    let std: Vec<f32> = (0..f)
+        .map(|j| {
+            let m = sums[j] / n;
+            ((sums[f + j] / n - m * m).max(1e-8).sqrt()) as f32
+        })
+        .collect();
+    (mean, std)
+}
+
+/// Clean features of each clip with `context` zero frames before it (the stream's zero start).
+pub fn clean_features(cfg: &FrontendConfig, clips: &[LoadedClip], context: usize) -> Vec<Vec<f32>> {
+    let f = cfg.feature_len();
+    clips
+        .par_iter()
+        .map_init(
+            || FeatureExtractor::new(cfg),
+            |fx, c| {
+                let mut v = vec![0.0; context * f];
+                v.extend(fx.clip(&c.samples));
+                v
+            },
+        )
+        .collect()
+}
+
+/// Accuracy of the model on pre-extracted equal-length feature sequences.
+pub fn accuracy(
+    model: &KwsModel,
+    feats: &[Vec<f32>],
+    labels: &[usize],
+    shape: (usize, usize),
+) -> Result<(f32, Vec<usize>), TrainError> {
+    let mut correct = 0;
+    let mut preds = Vec::with_capacity(feats.len());
+    for (chunk, lab) in feats.chunks(256).zip(labels.chunks(256)) {
+        let x = batch_tensor(chunk, shape, model)?;
+        let p = model.forward(&x, false)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        for (a, b) in p.iter().zip(lab) {
+            preds.push(*a as usize);
+            if *a as usize == *b {
+                correct += 1;
+            }
+        }
+    }
+    Ok((correct as f32 / feats.len().max(1) as f32, preds))
+}
+
+fn batch_tensor(chunk: &[Vec<f32>], shape: (usize, usize), model: &KwsModel) -> Result<Tensor, TrainError> {
+    let (w, c) = shape;
+    let t = chunk[0].len() / (w * c);
+    let flat: Vec<f32> = chunk.iter().flat_map(|v| v.iter().copied()).collect();
+    Ok(Tensor::from_vec(flat, (chunk.len(), t, w, c), model.device())?)
+}
+
+/// Everything a trained model needs for export.
+pub struct Trained {
+    pub model: KwsModel,
+    pub frontend: FrontendConfig,
+    pub report: TrainReport,
+}
+
+/// Trains `template` (a spec whose layers and `[frontend]` define the model) on `data`.
+pub fn train(
+    data: &Path,
+    template: &ModelSpec,
+    cfg: &TrainConfig,
+    log: &mut dyn FnMut(&str),
+) -> Result<Trained, TrainError> {
+    let start = Instant::now();
+    let empty = toml::Table::new();
+    let mut fe = FrontendConfig::from_table(template.frontend.as_ref().unwrap_or(&empty))
+        .map_err(|e| TrainError::Spec(e.to_string()))?;
+    fe.mean = None;
+    fe.std = None;
+    let f = fe.feature_len();
+    let shape = (template.input.width, template.input.channels);
+    if shape.0 * shape.1 != f {
+        return Err(TrainError::Spec(format!(
+            "input {}x{} does not match the front end's {} features",
+            shape.0, shape.1, f
+        )));
+    }
+    let rate = fe.sample_rate;
+    let clip_len = rate as usize;
+
+    let mut all = dataset::scan(data)?;
+    if let Some(m) = cfg.max_clips {
+        // A deterministic spread over every label: take every k-th clip.
+        let k = all.len().div_ceil(m.max(1)).max(1);
+        all = all.into_iter().step_by(k).collect();
+    }
+    let (tr, va) = dataset::split_by_speaker(&all, cfg.seed, cfg.val_percent);
+    let n_val_speakers = {
+        let mut s: Vec<&str> = va.iter().map(|c| c.speaker.as_str()).collect();
+        s.sort_unstable();
+        s.dedup();
+        s.len()
+    };
+    let mut extra = Vec::new();
+    for d in &cfg.extra {
+        extra.extend(dataset::scan(d)?);
+    }
+    log(&format!(
+        "data: {} train clips, {} validation clips ({} speakers), {} extra clips",
+        tr.len(),
+        va.len(),
+        n_val_speakers,
+        extra.len()
+    ));
+    let n_train = tr.len();
+    let n_extra = extra.len();
+    let mut train_clips = load_all(tr, rate, clip_len)?;
+    train_clips.extend(load_all(extra, rate, clip_len)?);
+    let val_clips = load_all(va, rate, clip_len)?;
+    let noise: Vec<Vec<f32>> = train_clips
+        .iter()
+        .filter(|c| c.clip.label == SILENCE)
+        .map(|c| c.samples.clone())
+        .collect();
+
+    let (mean, std) = feature_stats(&fe, &train_clips[..n_train]);
+    fe.mean = Some(mean);
+    fe.std = Some(std);
+    let val_feats = clean_features(&fe, &val_clips, 0);
+    let val_labels: Vec<usize> = val_clips.iter().map(|c| c.clip.label).collect();
+    log(&format!("features ready in {:.1}s", start.elapsed().as_secs_f64()));
+
+    let model = KwsModel::new(template, cfg.seed)?;
+    log(&format!("model {}: {} parameters", template.name, model.num_params()));
+    let mut opt = AdamW::new(
+        model.vars().to_vec(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let steps_per_epoch = train_clips.len().div_ceil(cfg.batch_size);
+    let mut epochs_used = cfg.epochs;
+    let mut total_steps = cfg
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(steps_per_epoch * cfg.epochs)
+        .max(1);
+    // One epoch of warm-up (independent of the epoch count, see `time_budget`).
+    let warmup = if cfg.max_steps.is_some() {
+        (total_steps / 10).max(1)
+    } else {
+        steps_per_epoch
+    };
+    let mut step = 0usize;
+    let mut report = TrainReport {
+        n_train,
+        n_extra,
+        n_val: val_clips.len(),
+        n_val_speakers,
+        best_epoch: 0,
+        best_val_acc: -1.0,
+        epochs_used: cfg.epochs,
+        epochs: Vec::new(),
+        step_losses: Vec::new(),
+        seconds: 0.0,
+    };
+    let mut best = model.snapshot()?;
+    let ctx = cfg.context_frames;
+    let mut epoch = 0;
+    'epochs: while epoch < epochs_used {
+        let t0 = Instant::now();
+        let feats = epoch_features(&fe, &train_clips, &noise, cfg, epoch, ctx);
+        let mut order: Vec<usize> = (0..train_clips.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ ((epoch as u64) << 32)));
+        let (mut loss_sum, mut n_loss, mut correct) = (0f64, 0usize, 0usize);
+        for idx in order.chunks(cfg.batch_size) {
+            let lr = if step < warmup {
+                cfg.lr * (step + 1) as f64 / warmup as f64
+            } else {
+                let p = (step - warmup) as f64 / (total_steps - warmup).max(1) as f64;
+                cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos())
+            };
+            opt.set_learning_rate(lr);
+            let chunk: Vec<Vec<f32>> = idx.iter().map(|&i| feats[i].clone()).collect();
+            let labels: Vec<u32> = idx.iter().map(|&i| train_clips[i].clip.label as u32).collect();
+            let x = batch_tensor(&chunk, shape, &model)?;
+            let y = Tensor::new(labels.as_slice(), model.device())?;
+            let logits = model.forward(&x, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            opt.backward_step(&loss)?;
+            let l = loss.to_scalar::<f32>()?;
+            let p = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            correct += p.iter().zip(&labels).filter(|(a, b)| a == b).count();
+            report.step_losses.push(l);
+            loss_sum += f64::from(l) * idx.len() as f64;
+            n_loss += idx.len();
+            step += 1;
+            if step >= total_steps {
+                break;
+            }
+        }
+        let (val_acc, _) = if val_feats.is_empty() {
+            (0.0, Vec::new())
+        } else {
+            accuracy(&model, &val_feats, &val_labels, shape)?
+        };
+        let e = EpochLog {
+            epoch: epoch + 1,
+            steps: step,
+            loss: (loss_sum / n_loss.max(1) as f64) as f32,
+            train_acc: correct as f32 / n_loss.max(1) as f32,
+            val_acc,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        log(&format!(
+            "epoch {:3}  step {:6}  loss {:.4}  train acc {:.4}  val acc {:.4}  ({:.1}s)",
+            e.epoch, e.steps, e.loss, e.train_acc, e.val_acc, e.seconds
+        ));
+        if val_acc > report.best_val_acc {
+            report.best_val_acc = val_acc;
+            report.best_epoch = epoch + 1;
+            best = model.snapshot()?;
+        }
+        if epoch == 0 {
+            if let Some(b) = cfg.time_budget {
+                let elapsed = start.elapsed().as_secs_f64();
+                let fit = (((b - elapsed) / e.seconds.max(1e-3)).floor() as usize + 1).max(2);
+                if fit < epochs_used {
+                    epochs_used = fit;
+                    total_steps = total_steps.min(steps_per_epoch * epochs_used);
+                    log(&format!("time budget: {epochs_used} epochs fit (rerun with --epochs {epochs_used} to reproduce)"));
+                }
+            }
+        }
+        report.epochs.push(e);
+        epoch += 1;
+        if step >= total_steps {
+            break 'epochs;
+        }
+    }
+    report.epochs_used = epochs_used;
+    model.restore(&best)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(Trained {
+        model,
+        frontend: fe,
+        report,
+    })
+}
+
+/// One epoch of augmented training features, each `context + clip` frames long.
+fn epoch_features(
+    fe: &FrontendConfig,
+    clips: &[LoadedClip],
+    noise: &[Vec<f32>],
+    cfg: &TrainConfig,
+    epoch: usize,
+    ctx: usize,
+) -> Vec<Vec<f32>> {
+    let f = fe.feature_len();
+    let ctx_samples = ctx * fe.hop;
+    let rate = fe.sample_rate;
+    clips
+        .par_iter()
+        .enumerate()
+        .map_init(
+            || FeatureExtractor::new(fe),
+            |fx, (i, c)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(
+                    cfg.seed
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add((epoch as u64) << 24)
+                        .wrapping_add(i as u64),
+                );
+                let is_sil = c.clip.label == SILENCE;
+                let y = augment::augment_samples(&c.samples, rate, is_sil, noise, &cfg.augment, &mut rng);
+                let with_ctx = ctx > 0 && !noise.is_empty() && rng.random::<f32>() < cfg.augment.context_prob;
+                let mut feats = if with_ctx {
+                    // Background before the clip, at a random level, through the same front end.
+                    let n = &noise[rng.random_range(0..noise.len())];
+                    let g = 10f32.powf(rng.random_range(-30.0f32..0.0) / 20.0);
+                    let mut s: Vec<f32> = (0..ctx_samples).map(|k| g * n[k % n.len()]).collect();
+                    s.extend_from_slice(&y);
+                    fx.clip(&s)
+                } else {
+                    let mut v = vec![0.0; ctx * f];
+                    v.extend(fx.clip(&y));
+                    v
+                };
+                let t = feats.len() / f;
+                augment::spec_augment(&mut feats, t, f, ctx.min(t), &cfg.augment, &mut rng);
+                feats
+            },
+        )
+        .collect()
+}
