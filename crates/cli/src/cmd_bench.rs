@@ -116,7 +116,7 @@ impl Synth {
             let f = 300.0 + 200.0 * ((self.t as f32 / self.rate) * 0.7).sin();
             self.phase =
                 (self.phase + std::f32::consts::TAU * f / self.rate) % std::f32::consts::TAU;
-            let burst = if (self.t / (self.rate as u64 / 2)) % 3 == 0 {
+            let burst = if (self.t / (self.rate as u64 / 2)).is_multiple_of(3) {
                 0.5
             } else {
                 0.05
