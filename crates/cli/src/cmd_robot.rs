@@ -3,13 +3,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sepstream_audio::{stream_wav, DecisionConfig, FrontendConfig, KeywordDetector};
+use sepstream_audio::mic::MicOptions;
+use sepstream_audio::read_wav;
 use sepstream_nn::Network;
+use sepstream_pipeline::{
+    start_listen, AudioInput, Detection, KwsModel, PipelineConfig, StageError,
+};
+use sepstream_train::evaluate;
 use sepstream_vision::perception::DepthPerception;
-use sepstream_vision::rt::{run_realtime, scripted_feed, RtConfig};
+use sepstream_vision::robot::CommandMsg;
+use sepstream_vision::rt::{run_realtime, scripted_feed, CommandFeed, RtConfig};
 use sepstream_vision::sim::{
     parse_command_script, pose_facing_obstacle, run_sim, ScheduledCommand, SimConfig, SimLog,
 };
@@ -51,11 +59,16 @@ pub struct Args {
     #[arg(long)]
     wav: Option<PathBuf>,
     /// The keyword model spec (with [frontend] and [decision]) used for --wav.
-    #[arg(long, default_value = "configs/kws_dscnn.toml")]
+    #[arg(long, default_value = "configs/kws.toml")]
     kws_model: PathBuf,
-    /// Keyword commands from the microphone (live keyword pipeline).
+    /// Keyword commands from the microphone: the live keyword pipeline (capture, inference,
+    /// actuation threads, as in `sepstream listen`) hands each go/stop/left/right event to the
+    /// control loop as it is decided (needs --realtime).
     #[arg(long)]
     mic: bool,
+    /// Input device for --mic (a name as `sepstream devices` lists it; default: the default input).
+    #[arg(long)]
+    device: Option<String>,
     /// The depth perception network spec.
     #[arg(long, default_value = "configs/depth_sectors.toml")]
     depth_model: PathBuf,
@@ -76,35 +89,21 @@ pub struct Args {
 fn wav_commands(wav: &Path, kws_model: &Path) -> anyhow::Result<Vec<ScheduledCommand>> {
     let net = Network::load(kws_model)
         .with_context(|| format!("loading keyword model {}", kws_model.display()))?;
-    let spec = net.spec();
-    let fe = FrontendConfig::from_table(
-        spec.frontend
-            .as_ref()
-            .with_context(|| format!("{}: no [frontend] table", kws_model.display()))?,
-    )?;
-    let dc = DecisionConfig::from_table(
-        spec.decision
-            .as_ref()
-            .with_context(|| format!("{}: no [decision] table", kws_model.display()))?,
-    )?;
-    let mut detector = KeywordDetector::new(&dc, &spec.labels, 1.0 / fe.frame_rate());
-    let mut state = net.new_state();
+    let (fe, dc) = evaluate::configs(&net)
+        .with_context(|| format!("keyword model {}", kws_model.display()))?;
+    let (samples, rate) = read_wav(wav).with_context(|| format!("reading {}", wav.display()))?;
+    let events = evaluate::detect(&net, &fe, &dc, &samples, rate)?;
     let mut out = Vec::new();
     let mut heard = Vec::new();
-    stream_wav(wav, &fe, |t, frame| {
-        if let Some(post) = net.step(&mut state, frame) {
-            if let Some(ev) = detector.push(t, post) {
-                heard.push(format!("{}@{:.2}", ev.keyword, ev.end));
-                if let Some(command) = RobotCommand::from_label(&ev.keyword) {
-                    out.push(ScheduledCommand {
-                        arrival: ev.end,
-                        command,
-                    });
-                }
-            }
+    for ev in events {
+        heard.push(format!("{}@{:.2}", ev.keyword, ev.end));
+        if let Some(command) = RobotCommand::from_label(&ev.keyword) {
+            out.push(ScheduledCommand {
+                arrival: ev.end,
+                command,
+            });
         }
-    })
-    .with_context(|| format!("reading {}", wav.display()))?;
+    }
     eprintln!(
         "{}: keywords heard {}; robot commands {}",
         wav.display(),
@@ -116,6 +115,60 @@ fn wav_commands(wav: &Path, kws_model: &Path) -> anyhow::Result<Vec<ScheduledCom
         out.len()
     );
     Ok(out)
+}
+
+/// Keyword commands from the live pipeline: capture -> inference -> actuation threads, the
+/// actuation stage writing each robot command into the control loop's latest-value slot (the loop
+/// reads it without waiting). The pipeline runs until the loop ends.
+fn mic_feed(kws_model: &Path, device: Option<String>) -> anyhow::Result<CommandFeed> {
+    let model = KwsModel::load(kws_model, false)
+        .with_context(|| format!("loading keyword model {}", kws_model.display()))?;
+    let config = if Path::new("configs/pipeline.toml").is_file() {
+        PipelineConfig::load(Path::new("configs/pipeline.toml"))?
+    } else {
+        PipelineConfig::default()
+    };
+    Ok(Box::new(move |mut slot, clock, stop| {
+        let mut seq = 0u64;
+        let act = move |d: &Detection| -> Result<(), StageError> {
+            eprintln!(
+                "heard {} ({:.2}) at {:.2} s",
+                d.keyword,
+                d.score,
+                clock.now()
+            );
+            if let Some(command) = RobotCommand::from_label(&d.keyword) {
+                seq += 1;
+                slot.write(CommandMsg {
+                    seq,
+                    command,
+                    arrival: clock.now(),
+                });
+            }
+            Ok(())
+        };
+        let input = AudioInput::Mic(MicOptions {
+            device,
+            ..MicOptions::default()
+        });
+        let listener = match start_listen(model, input, config, act) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: --mic: the keyword pipeline did not start: {e}");
+                return;
+            }
+        };
+        let mut running = listener.running;
+        while !stop.load(Ordering::Relaxed) {
+            if running.wait_for(Duration::from_millis(50)) {
+                break;
+            }
+        }
+        let (_, result) = running.shutdown(Duration::from_secs(1));
+        if let Err(e) = result {
+            eprintln!("error: --mic: keyword pipeline: {e}");
+        }
+    }))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -134,10 +187,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let commands: Vec<ScheduledCommand> = match (&args.commands, &args.wav, args.mic) {
         (Some(s), None, false) => parse_command_script(s)?,
         (None, Some(wav), false) => wav_commands(wav, &args.kws_model)?,
-        (None, None, true) => bail!(
-            "--mic: the live keyword pipeline (sepstream-pipeline `listen`) is not wired into \
-             `robot` yet; use --wav FILE or --commands TIME:COMMAND,..."
-        ),
+        (None, None, true) if !args.realtime => {
+            bail!("--mic needs --realtime: the microphone runs on the wall clock")
+        }
+        (None, None, true) => Vec::new(),
         (None, None, false) => parse_command_script("0.5:go")?,
         _ => bail!("give at most one of --commands, --wav, --mic"),
     };
@@ -176,7 +229,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             start,
             camera,
             perception,
-            Some(scripted_feed(commands)),
+            Some(if args.mic {
+                mic_feed(&args.kws_model, args.device.clone())?
+            } else {
+                scripted_feed(commands)
+            }),
         )?
         .log
     } else {

@@ -1,9 +1,144 @@
-//! `sepstream train` (not built yet; see the open issues).
+//! `sepstream train`: trains a keyword model (candle) on a Speech Commands-layout folder with a
+//! speaker-disjoint validation split, and exports the spec plus safetensors for sepstream-nn.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sepstream_nn::ModelSpec;
+use sepstream_train::augment::AugmentConfig;
+use sepstream_train::trainer::{self, TrainConfig};
 
 /// Options of `sepstream train`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Model spec whose layers and [frontend] define the model (its weights are ignored).
+    #[arg(long, default_value = "configs/kws_dscnn.toml")]
+    spec: PathBuf,
+    /// Speech Commands-layout folder (one folder per label).
+    #[arg(long, default_value = "../shared/data/speech_commands")]
+    data: PathBuf,
+    /// Extra training folders in the same layout (e.g. from scripts/synth_speech.sh); never validated on.
+    #[arg(long)]
+    extra: Vec<PathBuf>,
+    /// Where to write the trained spec (default: overwrite --spec).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Weights file, relative to the output spec (default ../assets/<name>.safetensors).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, default_value_t = 40)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1e-3)]
+    weight_decay: f64,
+    /// Seed of the split, the initial weights, the augmentation and the batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Percent of speakers held out for validation.
+    #[arg(long, default_value_t = 20)]
+    val_percent: u32,
+    /// Train without any augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// Use at most this many clips (spread over all labels), for quick runs.
+    #[arg(long)]
+    max_clips: Option<usize>,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Wall-clock budget in seconds: lowers --epochs after the first epoch to what fits.
+    #[arg(long)]
+    time_budget: Option<f64>,
+    /// Don't write anything, just report.
+    #[arg(long)]
+    dry_run: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`sepstream train` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let template = ModelSpec::load(&args.spec)
+        .with_context(|| format!("reading model spec {}", args.spec.display()))?;
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+        val_percent: args.val_percent,
+        augment: if args.no_augment {
+            AugmentConfig::none()
+        } else {
+            AugmentConfig::default()
+        },
+        extra: args.extra.clone(),
+        max_clips: args.max_clips,
+        max_steps: args.max_steps,
+        time_budget: args.time_budget,
+        ..TrainConfig::default()
+    };
+    // One tick per epoch; the log lines go above the bar (or plainly to stderr when not a tty).
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(cfg.epochs as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} epoch {pos}/{len} [{elapsed_precise}, eta {eta}] {wide_bar}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let trained = trainer::train(&args.data, &template, &cfg, &mut |m| {
+        if bar.is_hidden() {
+            eprintln!("{m}");
+        } else {
+            bar.println(m);
+        }
+        if m.starts_with("epoch") {
+            bar.inc(1);
+        } else if let Some(rest) = m.strip_prefix("time budget: ") {
+            if let Some(n) = rest.split_whitespace().next().and_then(|v| v.parse().ok()) {
+                bar.set_length(n);
+            }
+        }
+    })
+    .with_context(|| format!("training on {}", args.data.display()))?;
+    bar.finish_and_clear();
+    let r = &trained.report;
+    println!(
+        "best validation accuracy: {:.4} (epoch {} of {}, {} clips of {} held-out speakers; {} train clips + {} extra; {:.0} s)",
+        r.best_val_acc, r.best_epoch, r.epochs_used, r.n_val, r.n_val_speakers, r.n_train, r.n_extra, r.seconds
+    );
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out = args.out.clone().unwrap_or_else(|| args.spec.clone());
+    let weights = args
+        .weights
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("../assets/{}.safetensors", template.name)));
+    let extra: Vec<String> = args.extra.iter().map(|p| p.display().to_string()).collect();
+    let provenance = format!(
+        "trained by `sepstream train --spec {} --data {}{} --epochs {} --seed {}`: validation accuracy {:.4} on {} clips of {} held-out speakers ({}% speaker split, seed {})",
+        args.spec.display(),
+        args.data.display(),
+        extra.iter().map(|e| format!(" --extra {e}")).collect::<String>(),
+        r.epochs_used,
+        args.seed,
+        r.best_val_acc,
+        r.n_val,
+        r.n_val_speakers,
+        args.val_percent,
+        args.seed
+    );
+    let spec = sepstream_train::export::trained_spec(&template, &trained, &weights, &provenance)?;
+    sepstream_train::export::write(&spec, &trained, &out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {} and {}", out.display(), weights.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,39 @@
 //! sepstream-train: training keyword models on Speech Commands-layout folders and exporting them for sepstream-nn.
+
+pub mod augment;
+pub mod dataset;
+pub mod evaluate;
+pub mod export;
+pub mod model;
+pub mod trainer;
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong while loading data, training or exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data: {0}")]
+    Data(String),
+    #[error("model spec: {0}")]
+    Spec(String),
+    #[error("export: {0}")]
+    Export(String),
+    #[error("tensor: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Nn(#[from] sepstream_nn::NnError),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -24,9 +24,20 @@ fn shipped_model_accuracy_above_floor() {
         return;
     }
     let net = Network::load(&spec).expect("shipped model loads");
-    let clips: Vec<_> = evaluate::clips_of(&data).expect("clips").into_iter().step_by(8).collect();
+    let clips: Vec<_> = evaluate::clips_of(&data)
+        .expect("clips")
+        .into_iter()
+        .step_by(8)
+        .collect();
     let r = evaluate::eval_clips(&net, &clips).expect("eval runs");
-    eprintln!("shipped model: accuracy {:.4} on {} clips", r.accuracy, r.clips);
+    eprintln!(
+        "shipped model: accuracy {:.4} on {} clips",
+        r.accuracy, r.clips
+    );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    assert!(r.accuracy >= FLOOR, "accuracy {:.4} < floor {FLOOR}", r.accuracy);
+    assert!(
+        r.accuracy >= FLOOR,
+        "accuracy {:.4} < floor {FLOOR}",
+        r.accuracy
+    );
 }

@@ -198,7 +198,10 @@ pub fn accuracy(
     let mut preds = Vec::with_capacity(feats.len());
     for (chunk, lab) in feats.chunks(256).zip(labels.chunks(256)) {
         let x = batch_tensor(chunk, shape, model)?;
-        let p = model.forward(&x, false)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let p = model
+            .forward(&x, false)?
+            .argmax(D::Minus1)?
+            .to_vec1::<u32>()?;
         for (a, b) in p.iter().zip(lab) {
             preds.push(*a as usize);
             if *a as usize == *b {
@@ -209,11 +212,19 @@ pub fn accuracy(
     Ok((correct as f32 / feats.len().max(1) as f32, preds))
 }
 
-fn batch_tensor(chunk: &[Vec<f32>], shape: (usize, usize), model: &KwsModel) -> Result<Tensor, TrainError> {
+fn batch_tensor(
+    chunk: &[Vec<f32>],
+    shape: (usize, usize),
+    model: &KwsModel,
+) -> Result<Tensor, TrainError> {
     let (w, c) = shape;
     let t = chunk[0].len() / (w * c);
     let flat: Vec<f32> = chunk.iter().flat_map(|v| v.iter().copied()).collect();
-    Ok(Tensor::from_vec(flat, (chunk.len(), t, w, c), model.device())?)
+    Ok(Tensor::from_vec(
+        flat,
+        (chunk.len(), t, w, c),
+        model.device(),
+    )?)
 }
 
 /// Everything a trained model needs for export.
@@ -287,10 +298,17 @@ pub fn train(
     fe.std = Some(std);
     let val_feats = clean_features(&fe, &val_clips, 0);
     let val_labels: Vec<usize> = val_clips.iter().map(|c| c.clip.label).collect();
-    log(&format!("features ready in {:.1}s", start.elapsed().as_secs_f64()));
+    log(&format!(
+        "features ready in {:.1}s",
+        start.elapsed().as_secs_f64()
+    ));
 
     let model = KwsModel::new(template, cfg.seed)?;
-    log(&format!("model {}: {} parameters", template.name, model.num_params()));
+    log(&format!(
+        "model {}: {} parameters",
+        template.name,
+        model.num_params()
+    ));
     let mut opt = AdamW::new(
         model.vars().to_vec(),
         ParamsAdamW {
@@ -332,7 +350,9 @@ pub fn train(
         let t0 = Instant::now();
         let feats = epoch_features(&fe, &train_clips, &noise, cfg, epoch, ctx);
         let mut order: Vec<usize> = (0..train_clips.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed ^ ((epoch as u64) << 32)));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            cfg.seed ^ ((epoch as u64) << 32),
+        ));
         let (mut loss_sum, mut n_loss, mut correct) = (0f64, 0usize, 0usize);
         for idx in order.chunks(cfg.batch_size) {
             let lr = if step < warmup {
@@ -343,7 +363,10 @@ pub fn train(
             };
             opt.set_learning_rate(lr);
             let chunk: Vec<Vec<f32>> = idx.iter().map(|&i| feats[i].clone()).collect();
-            let labels: Vec<u32> = idx.iter().map(|&i| train_clips[i].clip.label as u32).collect();
+            let labels: Vec<u32> = idx
+                .iter()
+                .map(|&i| train_clips[i].clip.label as u32)
+                .collect();
             let x = batch_tensor(&chunk, shape, &model)?;
             let y = Tensor::new(labels.as_slice(), model.device())?;
             let logits = model.forward(&x, true)?;
@@ -434,8 +457,16 @@ fn epoch_features(
                         .wrapping_add(i as u64),
                 );
                 let is_sil = c.clip.label == SILENCE;
-                let y = augment::augment_samples(&c.samples, rate, is_sil, noise, &cfg.augment, &mut rng);
-                let with_ctx = ctx > 0 && !noise.is_empty() && rng.random::<f32>() < cfg.augment.context_prob;
+                let y = augment::augment_samples(
+                    &c.samples,
+                    rate,
+                    is_sil,
+                    noise,
+                    &cfg.augment,
+                    &mut rng,
+                );
+                let with_ctx =
+                    ctx > 0 && !noise.is_empty() && rng.random::<f32>() < cfg.augment.context_prob;
                 let mut feats = if with_ctx {
                     // Background before the clip, at a random level, through the same front end.
                     let n = &noise[rng.random_range(0..noise.len())];

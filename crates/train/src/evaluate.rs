@@ -86,7 +86,10 @@ pub fn eval_clips(net: &Network, clips: &[Clip]) -> Result<ClipEval, TrainError>
                 confusion[c.label][p] += 1;
                 counted += 1;
             }
-            Ok(_) => errors.push((c.path.display().to_string(), "too short for one output".into())),
+            Ok(_) => errors.push((
+                c.path.display().to_string(),
+                "too short for one output".into(),
+            )),
             Err(e) => errors.push(e),
         }
     }
@@ -94,13 +97,21 @@ pub fn eval_clips(net: &Network, clips: &[Clip]) -> Result<ClipEval, TrainError>
     let precision = (0..n)
         .map(|j| {
             let col: usize = (0..n).map(|i| confusion[i][j]).sum();
-            if col == 0 { 0.0 } else { confusion[j][j] as f64 / col as f64 }
+            if col == 0 {
+                0.0
+            } else {
+                confusion[j][j] as f64 / col as f64
+            }
         })
         .collect();
     let recall = (0..n)
         .map(|i| {
             let row: usize = confusion[i].iter().sum();
-            if row == 0 { 0.0 } else { confusion[i][i] as f64 / row as f64 }
+            if row == 0 {
+                0.0
+            } else {
+                confusion[i][i] as f64 / row as f64
+            }
         })
         .collect();
     Ok(ClipEval {
@@ -149,7 +160,10 @@ pub struct StreamEval {
 /// Speech start/end in a clip: first/last 10 ms block within 20 dB of the loudest.
 pub fn speech_extent(x: &[f32], rate: u32) -> (f64, f64) {
     let b = (rate as usize / 100).max(1);
-    let e: Vec<f32> = x.chunks(b).map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).collect();
+    let e: Vec<f32> = x
+        .chunks(b)
+        .map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32)
+        .collect();
     let m = e.iter().cloned().fold(0.0f32, f32::max);
     if m <= 0.0 {
         return (0.0, x.len() as f64 / rate as f64);
@@ -165,13 +179,22 @@ pub fn speech_extent(x: &[f32], rate: u32) -> (f64, f64) {
 
 /// Builds one stream: keyword and unknown clips (shuffled, seeded) separated by 1-2 s of
 /// background from the `_silence_` clips; returns samples (16 kHz) and where the words are.
-pub fn build_stream(clips: &[Clip], rate: u32, seed: u64) -> Result<(Vec<f32>, Vec<PlacedWord>), TrainError> {
+pub fn build_stream(
+    clips: &[Clip],
+    rate: u32,
+    seed: u64,
+) -> Result<(Vec<f32>, Vec<PlacedWord>), TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let load = |c: &Clip| -> Result<Vec<f32>, TrainError> {
-        let (s, r) = sepstream_audio::read_wav(&c.path).map_err(|e| TrainError::Data(format!("{}: {e}", c.path.display())))?;
+        let (s, r) = sepstream_audio::read_wav(&c.path)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", c.path.display())))?;
         sepstream_audio::resample_clip(&s, r, rate).map_err(|e| TrainError::Data(e.to_string()))
     };
-    let noise: Vec<Vec<f32>> = clips.iter().filter(|c| c.label == SILENCE).map(load).collect::<Result<_, _>>()?;
+    let noise: Vec<Vec<f32>> = clips
+        .iter()
+        .filter(|c| c.label == SILENCE)
+        .map(load)
+        .collect::<Result<_, _>>()?;
     let mut words: Vec<&Clip> = clips.iter().filter(|c| c.label != SILENCE).collect();
     for i in (1..words.len()).rev() {
         let j = rng.random_range(0..=i);
@@ -195,7 +218,11 @@ pub fn build_stream(clips: &[Clip], rate: u32, seed: u64) -> Result<(Vec<f32>, V
         let (a, b) = speech_extent(&s, rate);
         let t0 = out.len() as f64 / rate as f64;
         out.extend_from_slice(&s);
-        placed.push(PlacedWord { label: c.label, start: t0 + a, end: t0 + b });
+        placed.push(PlacedWord {
+            label: c.label,
+            start: t0 + a,
+            end: t0 + b,
+        });
         gap(&mut out, &mut rng);
     }
     Ok((out, placed))
@@ -204,7 +231,12 @@ pub fn build_stream(clips: &[Clip], rate: u32, seed: u64) -> Result<(Vec<f32>, V
 /// Runs the streaming engine and keyword detector over the stream and scores the events:
 /// an event matches a keyword word of the same label if it fires between the word's start and
 /// 1 s after its end (each word matched once); every other event is a false accept.
-pub fn eval_stream(net: &Network, samples: &[f32], rate: u32, words: &[PlacedWord]) -> Result<StreamEval, TrainError> {
+pub fn eval_stream(
+    net: &Network,
+    samples: &[f32],
+    rate: u32,
+    words: &[PlacedWord],
+) -> Result<StreamEval, TrainError> {
     let (fe, de) = configs(net)?;
     let events = detect(net, &fe, &de, samples, rate)?;
     let mut used = vec![false; words.len()];
@@ -222,7 +254,10 @@ pub fn eval_stream(net: &Network, samples: &[f32], rate: u32, words: &[PlacedWor
             None => fa += 1,
         }
     }
-    let keywords = words.iter().filter(|w| w.label != UNKNOWN && w.label != SILENCE).count();
+    let keywords = words
+        .iter()
+        .filter(|w| w.label != UNKNOWN && w.label != SILENCE)
+        .count();
     delays.sort_by(|a, b| a.total_cmp(b));
     let hours = samples.len() as f64 / rate as f64 / 3600.0;
     Ok(StreamEval {
@@ -232,7 +267,11 @@ pub fn eval_stream(net: &Network, samples: &[f32], rate: u32, words: &[PlacedWor
         detection_rate: delays.len() as f64 / keywords.max(1) as f64,
         false_accepts: fa,
         false_accepts_per_hour: fa as f64 / hours.max(1e-9),
-        median_delay: if delays.is_empty() { f64::NAN } else { delays[delays.len() / 2] },
+        median_delay: if delays.is_empty() {
+            f64::NAN
+        } else {
+            delays[delays.len() / 2]
+        },
     })
 }
 
@@ -262,7 +301,13 @@ pub fn detect(
     let mut on = |t: f64, fr: &[f32]| {
         if let Some(o) = net.step(&mut st, fr) {
             if let Some(e) = det.push(t, o) {
-                events.push(Event { keyword: e.keyword, label_index: e.label_index, start: e.start, end: e.end, score: e.score });
+                events.push(Event {
+                    keyword: e.keyword,
+                    label_index: e.label_index,
+                    start: e.start,
+                    end: e.end,
+                    score: e.score,
+                });
             }
         }
     };

@@ -198,7 +198,9 @@ pub fn spec_augment<R: Rng>(
         let w = rng.random_range(0..=cfg.time_mask_max).min(t - first);
         let s = first + rng.random_range(0..=(t - first - w));
         for fr in s..s + w {
-            feats[fr * f..(fr + 1) * f].iter_mut().for_each(|v| *v = 0.0);
+            feats[fr * f..(fr + 1) * f]
+                .iter_mut()
+                .for_each(|v| *v = 0.0);
         }
     }
     for _ in 0..cfg.feature_masks {
@@ -231,7 +233,9 @@ mod tests {
     #[test]
     fn noise_at_snr() {
         let mut x: Vec<f32> = (0..1600).map(|i| (i as f32 * 0.1).sin()).collect();
-        let n: Vec<f32> = (0..1600).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let n: Vec<f32> = (0..1600)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         let clean = x.clone();
         mix_noise(&mut x, &n, 10.0);
         let diff: Vec<f32> = x.iter().zip(&clean).map(|(a, b)| a - b).collect();

@@ -68,7 +68,10 @@ impl BatchNorm {
     fn scale_shift(&self) -> CResult<(Tensor, Tensor)> {
         let rv = self.running_var.borrow().clone();
         let rm = self.running_mean.borrow().clone();
-        let scale = self.gamma.as_tensor().broadcast_div(&(rv + BN_EPS)?.sqrt()?)?;
+        let scale = self
+            .gamma
+            .as_tensor()
+            .broadcast_div(&(rv + BN_EPS)?.sqrt()?)?;
         let shift = (self.beta.as_tensor() - (rm * &scale)?)?;
         Ok((scale.detach(), shift.detach()))
     }
@@ -228,19 +231,35 @@ impl KwsModel {
                     one_d: !two_d,
                 })
             };
-            if pooled && !matches!(l.kind.as_str(), "dense" | "softmax" | "relu" | "relu6" | "identity") {
-                return Err(unsupported(i, "only dense/softmax/activations may follow avgpool"));
+            if pooled
+                && !matches!(
+                    l.kind.as_str(),
+                    "dense" | "softmax" | "relu" | "relu6" | "identity"
+                )
+            {
+                return Err(unsupported(
+                    i,
+                    "only dense/softmax/activations may follow avgpool",
+                ));
             }
             let op = match l.kind.as_str() {
                 "conv1d" | "conv2d" => {
                     let g = geom(l)?;
-                    let co = l.out_channels.ok_or_else(|| unsupported(i, "out_channels missing"))?;
+                    let co = l
+                        .out_channels
+                        .ok_or_else(|| unsupported(i, "out_channels missing"))?;
                     let wv = kaiming(&mut rng, &[co, c, g.kt, g.kw], c * g.kt * g.kw, &dev)?;
                     let bn = BatchNorm::new(co, &dev)?;
                     vars.extend([wv.clone(), bn.gamma.clone(), bn.beta.clone()]);
                     w = (w - 1) / g.sw + 1;
                     c = co;
-                    Op::Conv { name, w: wv, g, bn, act: a }
+                    Op::Conv {
+                        name,
+                        w: wv,
+                        g,
+                        bn,
+                        act: a,
+                    }
                 }
                 "depthwise1d" | "depthwise2d" => {
                     let g = geom(l)?;
@@ -248,15 +267,28 @@ impl KwsModel {
                     let bn = BatchNorm::new(c, &dev)?;
                     vars.extend([wv.clone(), bn.gamma.clone(), bn.beta.clone()]);
                     w = (w - 1) / g.sw + 1;
-                    Op::Depthwise { name, w: wv, g, bn, act: a }
+                    Op::Depthwise {
+                        name,
+                        w: wv,
+                        g,
+                        bn,
+                        act: a,
+                    }
                 }
                 "pointwise" => {
-                    let co = l.out_channels.ok_or_else(|| unsupported(i, "out_channels missing"))?;
+                    let co = l
+                        .out_channels
+                        .ok_or_else(|| unsupported(i, "out_channels missing"))?;
                     let wv = kaiming(&mut rng, &[co, c], c, &dev)?;
                     let bn = BatchNorm::new(co, &dev)?;
                     vars.extend([wv.clone(), bn.gamma.clone(), bn.beta.clone()]);
                     c = co;
-                    Op::Pointwise { name, w: wv, bn, act: a }
+                    Op::Pointwise {
+                        name,
+                        w: wv,
+                        bn,
+                        act: a,
+                    }
                 }
                 "separable1d" | "separable2d" => {
                     let g = geom(l)?;
@@ -275,13 +307,23 @@ impl KwsModel {
                     ]);
                     w = (w - 1) / g.sw + 1;
                     c = co;
-                    Op::Separable { name, dw_w, g, dw_bn, pw_w, pw_bn, act: a }
+                    Op::Separable {
+                        name,
+                        dw_w,
+                        g,
+                        dw_bn,
+                        pw_w,
+                        pw_bn,
+                        act: a,
+                    }
                 }
                 "relu" => Op::Act(Activation::Relu),
                 "relu6" => Op::Act(Activation::Relu6),
                 "identity" => Op::Act(Activation::Identity),
                 "avgpool" => {
-                    let frames = l.frames.ok_or_else(|| unsupported(i, "avgpool needs frames"))?;
+                    let frames = l
+                        .frames
+                        .ok_or_else(|| unsupported(i, "avgpool needs frames"))?;
                     if frames == 0 {
                         return Err(unsupported(i, "avgpool frames must be > 0"));
                     }
@@ -349,7 +391,9 @@ impl KwsModel {
         let mut x = x.clone();
         for op in &self.ops {
             x = match op {
-                Op::Conv { w, g, bn, act: a, .. } => {
+                Op::Conv {
+                    w, g, bn, act: a, ..
+                } => {
                     let (xp, to, wo) = g.pad(&x)?;
                     let mut taps = Vec::with_capacity(g.kt * g.kw);
                     for ta in 0..g.kt {
@@ -365,7 +409,9 @@ impl KwsModel {
                     let y = y.reshape((bsz, to, wo, co))?;
                     act(bn.forward(&y, train)?, *a)?
                 }
-                Op::Depthwise { w, g, bn, act: a, .. } => {
+                Op::Depthwise {
+                    w, g, bn, act: a, ..
+                } => {
                     let y = depthwise(&x, w, g)?;
                     act(bn.forward(&y, train)?, *a)?
                 }
@@ -440,7 +486,10 @@ impl KwsModel {
                 }
                 Op::Pointwise { name, w, bn, .. } => {
                     let (s, b) = bn.scale_shift()?;
-                    put(format!("{name}.weight"), w.as_tensor().broadcast_mul(&s.reshape(((), 1))?)?)?;
+                    put(
+                        format!("{name}.weight"),
+                        w.as_tensor().broadcast_mul(&s.reshape(((), 1))?)?,
+                    )?;
                     put(format!("{name}.bias"), b)?;
                 }
                 Op::Separable {
@@ -458,7 +507,10 @@ impl KwsModel {
                     put(format!("{name}.depthwise.weight"), dw)?;
                     put(format!("{name}.depthwise.bias"), b)?;
                     let (s, b) = pw_bn.scale_shift()?;
-                    put(format!("{name}.pointwise.weight"), pw_w.as_tensor().broadcast_mul(&s.reshape(((), 1))?)?)?;
+                    put(
+                        format!("{name}.pointwise.weight"),
+                        pw_w.as_tensor().broadcast_mul(&s.reshape(((), 1))?)?,
+                    )?;
                     put(format!("{name}.pointwise.bias"), b)?;
                 }
                 Op::Dense { name, w, b } => {
@@ -473,7 +525,11 @@ impl KwsModel {
 
     /// All trained state (weights and BatchNorm statistics), to snapshot the best epoch.
     pub fn snapshot(&self) -> Result<Vec<Tensor>, TrainError> {
-        let mut v: Vec<Tensor> = self.vars.iter().map(|x| x.as_tensor().copy()).collect::<CResult<_>>()?;
+        let mut v: Vec<Tensor> = self
+            .vars
+            .iter()
+            .map(|x| x.as_tensor().copy())
+            .collect::<CResult<_>>()?;
         for bn in self.bns() {
             v.push(bn.running_mean.borrow().copy()?);
             v.push(bn.running_var.borrow().copy()?);
@@ -498,7 +554,9 @@ impl KwsModel {
         let mut v = Vec::new();
         for op in &self.ops {
             match op {
-                Op::Conv { bn, .. } | Op::Depthwise { bn, .. } | Op::Pointwise { bn, .. } => v.push(bn),
+                Op::Conv { bn, .. } | Op::Depthwise { bn, .. } | Op::Pointwise { bn, .. } => {
+                    v.push(bn)
+                }
                 Op::Separable { dw_bn, pw_bn, .. } => {
                     v.push(dw_bn);
                     v.push(pw_bn);
@@ -559,4 +617,3 @@ fn pointwise(x: &Tensor, w: &Var) -> CResult<Tensor> {
         .matmul(&w.as_tensor().t()?)?
         .reshape((bsz, t, wd, co))
 }
-

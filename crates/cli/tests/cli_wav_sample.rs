@@ -21,28 +21,46 @@ fn sample_wav_keywords_in_order_and_time() {
         .args(["wav", "--json", "assets/sample_keywords.wav"])
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let truth: Vec<(String, f64, f64)> = std::fs::read_to_string(r.join("assets/sample_keywords.txt"))
-        .expect("truth file")
-        .lines()
-        .map(|l| {
-            let v: Vec<&str> = l.split_whitespace().collect();
-            (v[0].to_string(), v[1].parse().unwrap(), v[2].parse().unwrap())
-        })
-        .collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Vec<(String, f64, f64)> =
+        std::fs::read_to_string(r.join("assets/sample_keywords.txt"))
+            .expect("truth file")
+            .lines()
+            .map(|l| {
+                let v: Vec<&str> = l.split_whitespace().collect();
+                (
+                    v[0].to_string(),
+                    v[1].parse().unwrap(),
+                    v[2].parse().unwrap(),
+                )
+            })
+            .collect();
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    let got: Vec<&str> = events.iter().map(|e| e["keyword"].as_str().unwrap()).collect();
+    let got: Vec<&str> = events
+        .iter()
+        .map(|e| e["keyword"].as_str().unwrap())
+        .collect();
     let want: Vec<&str> = truth.iter().map(|t| t.0.as_str()).collect();
     assert_eq!(got, want, "events: {events:?}");
     for (e, (w, start, end)) in events.iter().zip(&truth) {
         let (es, ee) = (e["start"].as_f64().unwrap(), e["end"].as_f64().unwrap());
         // The event lies on the word: its span starts within 0.3 s of the word and its end (the
         // decision) comes no later than 0.3 s after the word ends.
-        assert!((es - start).abs() <= 0.3 || (es >= *start && es <= *end), "{w}: start {es} vs word {start}..{end}");
-        assert!(ee >= *start && ee <= end + 0.3, "{w}: end {ee} vs word {start}..{end}");
+        assert!(
+            (es - start).abs() <= 0.3 || (es >= *start && es <= *end),
+            "{w}: start {es} vs word {start}..{end}"
+        );
+        assert!(
+            ee >= *start && ee <= end + 0.3,
+            "{w}: end {ee} vs word {start}..{end}"
+        );
     }
 }
 
