@@ -1,14 +1,9 @@
 //! `sepstream train`: trains a keyword model (candle) on a Speech Commands-layout folder with a
 //! speaker-disjoint validation split, and exports the spec plus safetensors for sepstream-nn.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use sepstream_nn::ModelSpec;
-use sepstream_train::augment::AugmentConfig;
-use sepstream_train::trainer::{self, TrainConfig};
 
 /// Options of `sepstream train`.
 #[derive(clap::Args)]
@@ -59,7 +54,20 @@ pub struct Args {
     dry_run: bool,
 }
 
+#[cfg(not(feature = "train"))]
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this sepstream was built without training (candle is left out of the default build); \
+         run it as: cargo run --release -p sepstream-cli --features train -- train ..."
+    )
+}
+
+#[cfg(feature = "train")]
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use sepstream_nn::ModelSpec;
+    use sepstream_train::augment::AugmentConfig;
+    use sepstream_train::trainer::{self, TrainConfig};
     let template = ModelSpec::load(&args.spec)
         .with_context(|| format!("reading model spec {}", args.spec.display()))?;
     let cfg = TrainConfig {
@@ -81,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..TrainConfig::default()
     };
     // One tick per epoch; the log lines go above the bar (or plainly to stderr when not a tty).
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::new(cfg.epochs as u64)
     } else {
         indicatif::ProgressBar::hidden()

@@ -3,8 +3,11 @@
 pub mod augment;
 pub mod dataset;
 pub mod evaluate;
+#[cfg(feature = "train")]
 pub mod export;
+#[cfg(feature = "train")]
 pub mod model;
+#[cfg(feature = "train")]
 pub mod trainer;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +26,7 @@ pub enum TrainError {
     Spec(String),
     #[error("export: {0}")]
     Export(String),
+    #[cfg(feature = "train")]
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
