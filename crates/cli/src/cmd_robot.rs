@@ -158,10 +158,21 @@ fn mic_feed(kws_model: &Path, device: Option<String>) -> anyhow::Result<CommandF
                 return;
             }
         };
+        let capture = listener.capture;
         let mut running = listener.running;
+        let mut announced = false;
         while !stop.load(Ordering::Relaxed) {
             if running.wait_for(Duration::from_millis(50)) {
                 break;
+            }
+            if !announced && capture.started() {
+                announced = true;
+                if let Some((dev, rate, _)) = capture.device() {
+                    eprintln!(
+                        "capture started: device {dev:?}, {rate} Hz, at {:.2} s",
+                        clock.now()
+                    );
+                }
             }
         }
         let (_, result) = running.shutdown(Duration::from_secs(1));

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-
 /// Options of `sepstream train`.
 #[derive(clap::Args)]
 pub struct Args {

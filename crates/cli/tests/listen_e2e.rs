@@ -8,74 +8,14 @@
 //! when its samples are fed straight to the inference stage, so the test checks the live path.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sepstream_pipeline::capture::BLOCK_MAX;
-use sepstream_pipeline::{AudioBlock, KwsModel, KwsStage};
+use sepstream_pipeline::KwsModel;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn trained_model() -> Option<PathBuf> {
-    for name in ["configs/kws.toml", "configs/kws_dscnn.toml"] {
-        let p = root().join(name);
-        if p.is_file() {
-            if let Ok(m) = KwsModel::load(&p, false) {
-                if !m.random {
-                    return Some(p);
-                }
-            }
-        }
-    }
-    None
-}
-
-fn pulse_ok() -> bool {
-    Command::new("pactl")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("paplay")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok()
-}
-
-/// Offline: the (audio end time within the clip) of the first detection of `keyword`, if any.
-fn offline_detect(model: &KwsModel, samples: &[f32], rate: u32, keyword: &str) -> Option<f64> {
-    let mut stage = KwsStage::new(model.clone(), Default::default());
-    let lead = rate as usize / 2;
-    let mut audio = vec![0.0f32; lead];
-    audio.extend_from_slice(samples);
-    audio.extend(std::iter::repeat_n(0.0, rate as usize));
-    let mut found = None;
-    for (k, chunk) in audio.chunks(rate as usize / 100).enumerate() {
-        let mut b = AudioBlock {
-            data: [0.0; BLOCK_MAX],
-            len: chunk.len(),
-            start_sample: (k * (rate as usize / 100)) as u64,
-            rate,
-            captured_at: Instant::now(),
-        };
-        b.data[..chunk.len()].copy_from_slice(chunk);
-        stage
-            .process_block(&b, |h| {
-                if found.is_none() {
-                    found = Some((h.label, h.end - lead as f64 / rate as f64));
-                }
-            })
-            .unwrap();
-    }
-    let (label, end) = found?;
-    (model.labels[label] == keyword).then_some(end)
-}
+mod common;
+use common::{pick_clip, pulse_ok, root, trained_model};
 
 #[test]
 fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
@@ -94,27 +34,11 @@ fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
     }
     let model = KwsModel::load(&model_path, false).unwrap();
     // A clip the model detects offline.
-    let mut pick = None;
-    'outer: for kw in ["yes", "no", "stop", "go"] {
-        let mut clips: Vec<PathBuf> = std::fs::read_dir(data.join(kw))
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        clips.sort();
-        for clip in clips.iter().take(30) {
-            let Ok((s, r)) = sepstream_audio::read_wav(clip) else {
-                continue;
-            };
-            if let Some(end) = offline_detect(&model, &s, r, kw) {
-                pick = Some((kw.to_string(), clip.clone(), end, s.len() as f64 / r as f64));
-                break 'outer;
-            }
-        }
-    }
-    let Some((keyword, clip, word_end, clip_len)) = pick else {
+    let Some((keyword, clip, word_end)) = pick_clip(&model, &["yes", "no", "stop", "go"]) else {
         panic!("the model detects none of the first 30 clips of yes/no/stop/go offline");
     };
     eprintln!(
-        "clip {} ({keyword}), offline detection at {word_end:.3} s of {clip_len:.3} s",
+        "clip {} ({keyword}), offline detection at {word_end:.3} s",
         clip.display()
     );
 

@@ -1,0 +1,93 @@
+//! Helpers shared by the sound-server end-to-end tests: is PulseAudio up, which trained model to
+//! use, and a real Speech Commands clip of a keyword that the model detects offline.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use sepstream_pipeline::capture::BLOCK_MAX;
+use sepstream_pipeline::{AudioBlock, KwsModel, KwsStage};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn trained_model() -> Option<PathBuf> {
+    for name in ["configs/kws.toml", "configs/kws_dscnn.toml"] {
+        let p = root().join(name);
+        if p.is_file() {
+            if let Ok(m) = KwsModel::load(&p, false) {
+                if !m.random {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
+}
+
+pub fn pulse_ok() -> bool {
+    Command::new("pactl")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("paplay")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok()
+}
+
+/// Offline: the (audio end time within the clip) of the first detection of `keyword`, if any.
+pub fn offline_detect(model: &KwsModel, samples: &[f32], rate: u32, keyword: &str) -> Option<f64> {
+    let mut stage = KwsStage::new(model.clone(), Default::default());
+    let lead = rate as usize / 2;
+    let mut audio = vec![0.0f32; lead];
+    audio.extend_from_slice(samples);
+    audio.extend(std::iter::repeat_n(0.0, rate as usize));
+    let mut found = None;
+    for (k, chunk) in audio.chunks(rate as usize / 100).enumerate() {
+        let mut b = AudioBlock {
+            data: [0.0; BLOCK_MAX],
+            len: chunk.len(),
+            start_sample: (k * (rate as usize / 100)) as u64,
+            rate,
+            captured_at: Instant::now(),
+        };
+        b.data[..chunk.len()].copy_from_slice(chunk);
+        stage
+            .process_block(&b, |h| {
+                if found.is_none() {
+                    found = Some((h.label, h.end - lead as f64 / rate as f64));
+                }
+            })
+            .unwrap();
+    }
+    let (label, end) = found?;
+    (model.labels[label] == keyword).then_some(end)
+}
+
+/// The first of the first 30 clips of each keyword in `keywords` (in order) that `model` detects
+/// offline: (keyword, clip, offline end of the word within the clip in seconds).
+pub fn pick_clip(model: &KwsModel, keywords: &[&str]) -> Option<(String, PathBuf, f64)> {
+    let data = root().join("../shared/data/speech_commands");
+    for kw in keywords {
+        let mut clips: Vec<PathBuf> = std::fs::read_dir(data.join(kw))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        clips.sort();
+        for clip in clips.iter().take(30) {
+            let Ok((s, r)) = sepstream_audio::read_wav(clip) else {
+                continue;
+            };
+            if let Some(end) = offline_detect(model, &s, r, kw) {
+                return Some((kw.to_string(), clip.clone(), end));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,120 @@
+//! The robot driven by voice through a real sound server: `sepstream robot --sim --realtime --mic`
+//! runs the live keyword pipeline (capture from PulseAudio's default source, the monitor of the
+//! null sink `vmic`), a real "go" clip is played into the sink, and the control loop must apply
+//! "go" within 1.5 s of the clip's start, without missing a tick.
+//!
+//! Skips (printing why) when PulseAudio is not running, the trained model or ../shared is missing.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use sepstream_pipeline::KwsModel;
+
+mod common;
+use common::{pick_clip, pulse_ok, root, trained_model};
+
+#[test]
+fn spoken_go_reaches_the_control_loop() {
+    if !pulse_ok() {
+        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
+        return;
+    }
+    let Some(model_path) = trained_model() else {
+        eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
+        return;
+    };
+    if !root().join("../shared/data/speech_commands").is_dir() {
+        eprintln!("skip: ../shared/data/speech_commands missing");
+        return;
+    }
+    let model = KwsModel::load(&model_path, false).unwrap();
+    let Some((_, clip, word_end)) = pick_clip(&model, &["go"]) else {
+        panic!("the model detects none of the first 30 'go' clips offline");
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sepstream"))
+        .current_dir(root())
+        .args([
+            "robot",
+            "--sim",
+            "--realtime",
+            "--mic",
+            "--json",
+            "--duration",
+            "6",
+        ])
+        .arg("--kws-model")
+        .arg(&model_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (etx, erx) = mpsc::channel::<String>();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = etx.send(l);
+        }
+    });
+    // The loop's clock time at which capture began, from its announcement.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let started_at = loop {
+        match erx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => {
+                let t = l
+                    .strip_prefix("capture started")
+                    .and_then(|r| r.rsplit("at ").next())
+                    .and_then(|r| r.trim_end_matches(" s").parse::<f64>().ok());
+                seen.push(l);
+                if let Some(t) = t {
+                    break t;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("capture never started: {seen:#?}");
+            }
+        }
+    };
+    let announced = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    // Loop-clock time of the play (approximate: announcement time plus what has passed since).
+    let played = started_at + announced.elapsed().as_secs_f64();
+    let play = Command::new("paplay")
+        .arg("--device=vmic")
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(play.success(), "paplay failed");
+    let out = child.wait_with_output().unwrap();
+    let rest: Vec<String> = erx.try_iter().collect();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("no JSON summary ({e}): {stdout}\n{rest:#?}"));
+    eprintln!("{summary}\n{rest:#?}");
+    let go = summary["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["command"] == "go")
+        .unwrap_or_else(|| panic!("no go command applied: {summary}\n{rest:#?}"));
+    let applied = go["applied"].as_f64().unwrap();
+    let arrival = go["arrival"].as_f64().unwrap();
+    eprintln!(
+        "played at {played:.3} s (word ends {:.3} s later), arrived {arrival:.3} s, applied {applied:.3} s",
+        word_end
+    );
+    assert!(
+        arrival >= played - 0.05,
+        "command before the clip was played"
+    );
+    assert!(
+        applied - played <= word_end + 1.0,
+        "go applied {:.3} s after the play began (word ends at {word_end:.3} s)",
+        applied - played
+    );
+    assert_eq!(summary["missed_ticks"], 0, "{summary}");
+}
