@@ -30,16 +30,22 @@ pub struct Args {
     /// Use at most this many clips (an even spread over the folder).
     #[arg(long)]
     limit: Option<usize>,
+    /// With --stream: the decision threshold instead of the spec's `[decision] threshold`.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// With --stream: the posterior smoothing window (s) instead of the spec's.
+    #[arg(long)]
+    smoothing: Option<f64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let net = Network::load(&args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
     let mut clips = evaluate::clips_of(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?;
+    let net = Network::load(&args.model)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
     if args.val_split {
         clips = sepstream_train::dataset::split_by_speaker(&clips, args.seed, args.val_percent).1;
     }
@@ -48,12 +54,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clips = clips.into_iter().step_by(k).collect();
     }
     if args.stream {
-        let (fe, _) = evaluate::configs(&net)?;
+        let (fe, mut decision) = evaluate::configs(&net)?;
+        if let Some(t) = args.threshold {
+            decision.threshold = t;
+        }
+        if let Some(t) = args.smoothing {
+            decision.smoothing = t;
+        }
+        decision
+            .validate()
+            .context("--threshold/--smoothing out of range")?;
         let (samples, words) = evaluate::build_stream(&clips, fe.sample_rate, args.seed)?;
-        let r = evaluate::eval_stream(&net, &samples, fe.sample_rate, &words)?;
+        let r = evaluate::eval_stream(&net, &decision, &samples, fe.sample_rate, &words)?;
         if args.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
+            println!(
+                "decision: smoothing {} s, threshold {}, refractory {} s",
+                decision.smoothing, decision.threshold, decision.refractory
+            );
             println!(
                 "stream: {:.3} h, {} keywords among {} words",
                 r.hours,

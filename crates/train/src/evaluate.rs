@@ -228,17 +228,19 @@ pub fn build_stream(
     Ok((out, placed))
 }
 
-/// Runs the streaming engine and keyword detector over the stream and scores the events:
+/// Runs the streaming engine and keyword detector (with `decision`, normally the spec's) over the
+/// stream and scores the events:
 /// an event matches a keyword word of the same label if it fires between the word's start and
 /// 1 s after its end (each word matched once); every other event is a false accept.
 pub fn eval_stream(
     net: &Network,
+    decision: &DecisionConfig,
     samples: &[f32],
     rate: u32,
     words: &[PlacedWord],
 ) -> Result<StreamEval, TrainError> {
-    let (fe, de) = configs(net)?;
-    let events = detect(net, &fe, &de, samples, rate)?;
+    let (fe, _) = configs(net)?;
+    let events = detect(net, &fe, decision, samples, rate)?;
     let mut used = vec![false; words.len()];
     let mut delays = Vec::new();
     let mut fa = 0;
