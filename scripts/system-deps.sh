@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages sepstream needs (ALSA headers for cpal, PulseAudio for the
-# virtual microphone in tests, espeak-ng/sox for test audio, fontconfig for plots), if missing.
+# virtual microphone in tests, espeak-ng/flite/sox for test audio and extra training speech, fontconfig for plots), if missing.
 set -euo pipefail
 pkgs=(pkg-config libasound2-dev libasound2-plugins pulseaudio pulseaudio-utils alsa-utils
-      espeak-ng sox libfontconfig1-dev fonts-dejavu-core)
+      espeak-ng flite sox bc libfontconfig1-dev fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

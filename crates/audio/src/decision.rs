@@ -6,7 +6,7 @@ use crate::error::AudioError;
 
 /// Decision settings, from a model spec's `[decision]` table (unknown keys are errors).
 ///
-/// Defaults: `smoothing = 0.3` s, `threshold = 0.6`, `refractory = 1.0` s,
+/// Defaults: `smoothing = 0.3` s, `threshold = 0.6`, `release = 0.3`, `refractory = 1.0` s,
 /// `onset = 0.3`, `max_word = 1.0` s, `non_keywords = ["_silence_", "_unknown_"]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -15,6 +15,10 @@ pub struct DecisionConfig {
     pub smoothing: f64,
     /// A keyword fires when its smoothed posterior reaches this value (0 < threshold <= 1).
     pub threshold: f32,
+    /// After a keyword fires, it fires again only once its smoothed posterior has fallen below
+    /// this value (0 <= release <= threshold): a word the model keeps "hearing" while it is in
+    /// its pooling window gives one event, however long that is.
+    pub release: f32,
     /// After an event, no other event for this many seconds (one event per spoken word).
     pub refractory: f64,
     /// A label's raw posterior at or above this value counts as "risen"; the first frame of
@@ -31,6 +35,7 @@ impl Default for DecisionConfig {
         DecisionConfig {
             smoothing: 0.3,
             threshold: 0.6,
+            release: 0.3,
             refractory: 1.0,
             onset: 0.3,
             max_word: 1.0,
@@ -60,6 +65,12 @@ impl DecisionConfig {
             return bad(format!(
                 "threshold = {}, expected 0 < t <= 1",
                 self.threshold
+            ));
+        }
+        if !(self.release >= 0.0 && self.release <= self.threshold) {
+            return bad(format!(
+                "release = {}, expected 0 <= release <= threshold ({})",
+                self.release, self.threshold
             ));
         }
         if !(self.refractory.is_finite() && self.refractory >= 0.0) {
@@ -109,7 +120,9 @@ pub struct KeywordEvent {
 /// 1. each label's posterior is averaged over the last `smoothing` seconds of frames
 ///    (`w = max(1, round(smoothing / frame_period))` frames; fewer at the very start);
 /// 2. the keyword label (not in `non_keywords`) with the highest smoothed score fires if that
-///    score is `>= threshold` and no event fired in the last `refractory` seconds;
+///    score is `>= threshold`, no event fired in the last `refractory` seconds, and the label is
+///    armed: a label is disarmed when it fires and re-armed once its smoothed score falls below
+///    `release`;
 /// 3. the event's `end` is `t`, the frame where the smoothed score crossed the threshold
 ///    (emitting at the crossing keeps latency low; the peak would need waiting);
 ///    its `start` is the time of the first frame of the current run of frames where the label's
@@ -129,6 +142,7 @@ pub struct KeywordDetector {
     count: usize,
     sums: Vec<f64>,
     rise: Vec<Option<f64>>,
+    armed: Vec<bool>,
     last_event: Option<f64>,
 }
 
@@ -162,6 +176,7 @@ impl KeywordDetector {
             count: 0,
             sums: vec![0.0; n],
             rise: vec![None; n],
+            armed: vec![true; n],
             last_event: None,
         }
     }
@@ -225,12 +240,15 @@ impl KeywordDetector {
                 continue;
             }
             let s = (self.sums[j] / self.count as f64) as f32;
+            if s < self.cfg.release {
+                self.armed[j] = true;
+            }
             if best.is_none_or(|(_, b)| s > b) {
                 best = Some((j, s));
             }
         }
         let (j, score) = best?;
-        if score < self.cfg.threshold {
+        if score < self.cfg.threshold || !self.armed[j] {
             return None;
         }
         if let Some(last) = self.last_event {
@@ -239,6 +257,7 @@ impl KeywordDetector {
             }
         }
         self.last_event = Some(t);
+        self.armed[j] = false;
         let earliest = t - self.cfg.max_word;
         let start = match self.rise[j] {
             Some(r) => (r - self.frame_period).max(earliest),
@@ -257,6 +276,7 @@ impl KeywordDetector {
         self.ring.fill(0.0);
         self.sums.fill(0.0);
         self.rise.fill(None);
+        self.armed.fill(true);
         self.pos = 0;
         self.count = 0;
         self.last_event = None;

@@ -69,6 +69,29 @@ fn two_bumps_within_refractory_give_one_event() {
 }
 
 #[test]
+fn a_long_plateau_gives_one_event_until_the_score_falls_below_release() {
+    // A model that keeps the word in its pooling window: "yes" stays at 0.9 for 3 s, far longer
+    // than the refractory period; then it falls to 0 and comes back once.
+    let cfg = DecisionConfig::default();
+    let ev = run(&cfg, &sequence(8.0, &[(0.5, 3.0, 0.9), (5.0, 0.5, 0.9)]));
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev[0].end < 1.0 && ev[1].end > 5.0, "{ev:?}");
+    // A dip to 0.4 (above release) between two plateaus does not re-arm "yes".
+    let ev = run(
+        &cfg,
+        &sequence(6.0, &[(0.5, 1.5, 0.9), (2.0, 1.5, 0.4), (3.5, 1.5, 0.9)]),
+    );
+    assert_eq!(ev.len(), 1, "{ev:?}");
+}
+
+#[test]
+fn release_above_threshold_is_rejected() {
+    let t: toml::Table = "threshold = 0.5\nrelease = 0.6".parse().unwrap();
+    let e = DecisionConfig::from_table(&t).unwrap_err().to_string();
+    assert!(e.contains("release"), "{e}");
+}
+
+#[test]
 fn bump_below_threshold_gives_none() {
     let cfg = DecisionConfig::default();
     assert!(run(&cfg, &sequence(3.0, &[(1.0, 0.8, 0.55)])).is_empty());
