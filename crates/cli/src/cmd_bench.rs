@@ -17,6 +17,7 @@ use sepstream_testkit::{thread_stats, CountingAlloc};
 use sepstream_vision::nalgebra::{Isometry2, Vector2};
 use sepstream_vision::perception::DepthPerception;
 use sepstream_vision::robot::CommandMsg;
+use sepstream_vision::rt::FifoGuard;
 use sepstream_vision::{
     Controller, ControllerConfig, DepthNoise, DiffDrive, RobotCommand, SectorReading,
     SimDepthCamera, World, WorldParams,
@@ -59,6 +60,10 @@ pub struct Args {
     /// from the model's).
     #[arg(long, default_value_t = 16000)]
     input_rate: u32,
+    /// Run the measuring thread under SCHED_FIFO at this priority (1-99), as a real-time audio
+    /// or control thread would; needs root or CAP_SYS_NICE, else it runs as usual and says so.
+    #[arg(long)]
+    fifo: Option<i32>,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -93,6 +98,7 @@ struct Report {
     weights: String,
     mode: &'static str,
     load_other_core: bool,
+    sched_fifo: bool,
     audio_seconds: f64,
     input_rate: u32,
     hop_samples: usize,
@@ -339,6 +345,11 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let mut alloc_bytes = 0u64;
     let mut alloc_count = 0u64;
 
+    let fifo = args.fifo.map(FifoGuard::new);
+    let sched_fifo = fifo.as_ref().is_some_and(FifoGuard::active);
+    if args.fifo.is_some() && !sched_fifo {
+        eprintln!("warning: SCHED_FIFO refused (needs root or CAP_SYS_NICE); measuring without it");
+    }
     // Warm-up: one second of audio, not measured (first touches of every buffer).
     for _ in 0..(1.0 / deadline.as_secs_f64()) as usize {
         synth.fill(&mut block);
@@ -388,6 +399,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     // The frame and tick jobs, as fast as possible (the other core still loaded if asked).
     let depth_frame = bench_depth(&args.depth_model, args.depth_frames)?;
     let control_tick = bench_control(args.control_hz, 60.0)?;
+    drop(fifo);
     stop.store(true, Ordering::Relaxed);
     if let Some(l) = loader {
         let _ = l.join();
@@ -399,6 +411,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         weights,
         mode: if realtime { "realtime" } else { "fast" },
         load_other_core: args.load_other_core,
+        sched_fifo,
         audio_seconds,
         input_rate: args.input_rate,
         hop_samples,
@@ -443,6 +456,9 @@ fn print_text(r: &Report) {
         r.mode,
         if r.load_other_core { ", other core loaded" } else { "" }
     );
+    if r.sched_fifo {
+        println!("measuring thread under SCHED_FIFO");
+    }
     println!("hop deadline {:.0} us", r.hop_deadline_us);
     let row = |name: &str, p: &Percentiles| {
         println!(

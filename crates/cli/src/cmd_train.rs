@@ -7,8 +7,10 @@ use std::process::ExitCode;
 /// Options of `sepstream train`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model spec whose layers and [frontend] define the model (its weights are ignored).
-    #[arg(long, default_value = "configs/kws_dscnn.toml")]
+    /// Model spec whose layers, [frontend] and [decision] define the model (a template: any
+    /// weights it names are ignored). configs/kws_tc.toml and configs/kws_dscnn.toml are the two
+    /// architectures tried.
+    #[arg(long, default_value = "configs/kws_tc.toml")]
     spec: PathBuf,
     /// Speech Commands-layout folder (one folder per label).
     #[arg(long, default_value = "../shared/data/speech_commands")]
@@ -16,13 +18,14 @@ pub struct Args {
     /// Extra training folders in the same layout (e.g. from scripts/synth_speech.sh); never validated on.
     #[arg(long)]
     extra: Vec<PathBuf>,
-    /// Where to write the trained spec (default: overwrite --spec).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Weights file, relative to the output spec (default ../assets/<name>.safetensors).
+    /// Where to write the trained spec (the default replaces the shipped model).
+    #[arg(long, default_value = "configs/kws.toml")]
+    out: PathBuf,
+    /// Weights file, relative to the output spec (default ../assets/<out file name>.safetensors).
     #[arg(long)]
     weights: Option<PathBuf>,
-    #[arg(long, default_value_t = 40)]
+    /// Passes over the training clips (cosine learning-rate schedule over all of them).
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -124,11 +127,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let out = args.out.clone().unwrap_or_else(|| args.spec.clone());
-    let weights = args
-        .weights
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("../assets/{}.safetensors", template.name)));
+    let out = args.out.clone();
+    let weights = args.weights.clone().unwrap_or_else(|| {
+        let stem = out.file_stem().map_or_else(
+            || template.name.clone(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        PathBuf::from(format!("../assets/{stem}.safetensors"))
+    });
     let extra: Vec<String> = args.extra.iter().map(|p| p.display().to_string()).collect();
     let provenance = format!(
         "trained by `sepstream train --spec {} --data {}{} --epochs {} --seed {}`: validation accuracy {:.4} on {} clips of {} held-out speakers ({}% speaker split, seed {})",

@@ -37,13 +37,20 @@ enum Command {
     Cost(cmd_inspect::CostArgs),
     /// Replace a standard convolution by its best separable approximation.
     Factorize(cmd_inspect::FactorizeArgs),
-    /// Deadline-bound latency harness for the audio chain.
+    /// Deadline-bound latency harness: audio hops, a depth frame and a control tick.
     Bench(cmd_bench::Args),
     /// Run the simulated robot with keyword commands and depth perception.
     Robot(cmd_robot::Args),
 }
 
 fn main() -> std::process::ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader goes away, as Unix
+    // tools do, instead of panicking on the next print.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Listen(a) => cmd_listen::run(a),

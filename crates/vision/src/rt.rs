@@ -170,6 +170,31 @@ fn restore_priority(saved: SavedPolicy) {
     let _ = saved;
 }
 
+/// While alive, the thread that made it runs under SCHED_FIFO (if the system allowed it); the
+/// previous policy comes back on drop. For measurement and real-time threads outside the loop.
+pub struct FifoGuard(Option<SavedPolicy>);
+
+impl FifoGuard {
+    /// Tries SCHED_FIFO at `priority` (1..=99) for the calling thread; Linux with root or
+    /// CAP_SYS_NICE, otherwise the guard is inactive and nothing changes.
+    pub fn new(priority: i32) -> Self {
+        FifoGuard(raise_priority(priority))
+    }
+
+    /// Whether the thread is under SCHED_FIFO.
+    pub fn active(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for FifoGuard {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0.take() {
+            restore_priority(saved);
+        }
+    }
+}
+
 /// Runs the robot in real time for `cfg.duration` seconds. Perception runs on a thread that
 /// renders the simulated camera row by row at the robot's latest pose and streams each row into
 /// the network; `commands` (if any) runs on another thread. The calling thread runs the loop.
