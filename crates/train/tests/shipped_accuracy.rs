@@ -1,14 +1,16 @@
-//! CI check of the shipped model (configs/kws.toml, never retrained in CI): streaming-engine
-//! accuracy on a fixed, evenly spread subset of ../shared/data stays above a stated floor.
+//! CI check of the shipped model (configs/kws.toml, never retrained in CI), run by the streaming
+//! engine: accuracy on the speakers held out from its training stays above a stated floor, and so
+//! does accuracy on a fixed, evenly spread subset of the whole folder.
 
 use std::path::PathBuf;
 
 use sepstream_nn::Network;
-use sepstream_train::evaluate;
+use sepstream_train::{dataset, evaluate};
 
-/// Floor for the shipped model on the fixed subset below (every 8th clip, ~440 clips; includes
-/// speakers the model was trained on, so it sits above the speaker-disjoint validation figure).
-const FLOOR: f64 = 0.85;
+/// Measured 0.7519 on the 778 clips of the 104 held-out speakers (seed 1, 20% speaker split).
+const HELD_OUT_FLOOR: f64 = 0.74;
+/// Measured 0.8172 on every 8th clip (443 clips; includes training speakers).
+const SUBSET_FLOOR: f64 = 0.80;
 
 #[test]
 fn shipped_model_accuracy_above_floor() {
@@ -19,25 +21,26 @@ fn shipped_model_accuracy_above_floor() {
         return;
     }
     let spec = root.join("configs/kws.toml");
-    if !spec.is_file() {
-        eprintln!("skipping: no shipped model at {} yet", spec.display());
-        return;
-    }
     let net = Network::load(&spec).expect("shipped model loads");
-    let clips: Vec<_> = evaluate::clips_of(&data)
-        .expect("clips")
-        .into_iter()
-        .step_by(8)
-        .collect();
-    let r = evaluate::eval_clips(&net, &clips).expect("eval runs");
-    eprintln!(
-        "shipped model: accuracy {:.4} on {} clips",
-        r.accuracy, r.clips
-    );
+    let all = evaluate::clips_of(&data).expect("clips");
+
+    let held_out = dataset::split_by_speaker(&all, 1, 20).1;
+    let r = evaluate::eval_clips(&net, &held_out).expect("eval runs");
+    eprintln!("held-out speakers: accuracy {:.4} on {} clips", r.accuracy, r.clips);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(
-        r.accuracy >= FLOOR,
-        "accuracy {:.4} < floor {FLOOR}",
+        r.accuracy >= HELD_OUT_FLOOR,
+        "held-out accuracy {:.4} < floor {HELD_OUT_FLOOR}",
+        r.accuracy
+    );
+
+    let subset: Vec<_> = all.into_iter().step_by(8).collect();
+    let r = evaluate::eval_clips(&net, &subset).expect("eval runs");
+    eprintln!("every 8th clip: accuracy {:.4} on {} clips", r.accuracy, r.clips);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(
+        r.accuracy >= SUBSET_FLOOR,
+        "subset accuracy {:.4} < floor {SUBSET_FLOOR}",
         r.accuracy
     );
 }
