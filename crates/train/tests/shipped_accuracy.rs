@@ -26,7 +26,10 @@ fn shipped_model_accuracy_above_floor() {
 
     let held_out = dataset::split_by_speaker(&all, 1, 20).1;
     let r = evaluate::eval_clips(&net, &held_out).expect("eval runs");
-    eprintln!("held-out speakers: accuracy {:.4} on {} clips", r.accuracy, r.clips);
+    eprintln!(
+        "held-out speakers: accuracy {:.4} on {} clips",
+        r.accuracy, r.clips
+    );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(
         r.accuracy >= HELD_OUT_FLOOR,
@@ -36,7 +39,10 @@ fn shipped_model_accuracy_above_floor() {
 
     let subset: Vec<_> = all.into_iter().step_by(8).collect();
     let r = evaluate::eval_clips(&net, &subset).expect("eval runs");
-    eprintln!("every 8th clip: accuracy {:.4} on {} clips", r.accuracy, r.clips);
+    eprintln!(
+        "every 8th clip: accuracy {:.4} on {} clips",
+        r.accuracy, r.clips
+    );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(
         r.accuracy >= SUBSET_FLOOR,
