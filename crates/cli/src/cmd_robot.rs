@@ -66,6 +66,10 @@ pub struct Args {
     /// control loop as it is decided (needs --realtime).
     #[arg(long)]
     mic: bool,
+    /// With --realtime: SCHED_FIFO priority of the control loop thread (1-99; 0 = normal
+    /// scheduling). Taken when the system allows it (root or CAP_SYS_NICE), else ignored with a note.
+    #[arg(long, default_value_t = 50)]
+    fifo: i32,
     /// Input device for --mic (a name as `sepstream devices` lists it; default: the default input).
     #[arg(long)]
     device: Option<String>,
@@ -232,9 +236,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             duration: args.duration,
             controller: ControllerConfig::default(),
             drive,
+            fifo_priority: (args.fifo > 0).then_some(args.fifo),
             ..RtConfig::default()
         };
-        run_realtime(
+        let report = run_realtime(
             &cfg,
             world.clone(),
             start,
@@ -245,8 +250,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 scripted_feed(commands)
             }),
-        )?
-        .log
+        )?;
+        if args.fifo > 0 && !report.fifo {
+            eprintln!("note: SCHED_FIFO refused (needs root or CAP_SYS_NICE); control loop under normal scheduling");
+        }
+        report.log
     } else {
         let cfg = SimConfig {
             control_hz: args.rate,

@@ -20,6 +20,9 @@ const BN_MOMENTUM: f64 = 0.1;
 
 type CResult<T> = candle_core::Result<T>;
 
+/// Exported tensors by name: (shape, row-major values).
+pub type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// BatchNorm over the channel (last) axis, with running statistics kept outside the optimizer.
 struct BatchNorm {
     gamma: Var,
@@ -460,7 +463,7 @@ impl KwsModel {
     }
 
     /// The folded inference weights, named as sepstream-nn expects (BatchNorm folded in).
-    pub fn export_tensors(&self) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, TrainError> {
+    pub fn export_tensors(&self) -> Result<NamedTensors, TrainError> {
         let mut out = BTreeMap::new();
         let mut put = |name: String, t: Tensor| -> CResult<()> {
             let shape = t.dims().to_vec();
