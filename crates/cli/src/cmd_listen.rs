@@ -74,6 +74,16 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v * mult))
 }
 
+/// configs/pipeline.toml when present (run from the repository), else the built-in defaults.
+pub fn default_pipeline_config() -> anyhow::Result<PipelineConfig> {
+    let p = Path::new("configs/pipeline.toml");
+    Ok(if p.is_file() {
+        PipelineConfig::load(p)?
+    } else {
+        PipelineConfig::default()
+    })
+}
+
 fn default_model() -> PathBuf {
     let a = Path::new("configs/kws.toml");
     if a.is_file() {
@@ -129,10 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let config = match &args.config {
         Some(p) => PipelineConfig::load(p)?,
-        None if Path::new("configs/pipeline.toml").is_file() => {
-            PipelineConfig::load(Path::new("configs/pipeline.toml"))?
-        }
-        None => PipelineConfig::default(),
+        None => default_pipeline_config()?,
     };
     let run_for = args.duration.as_deref().map(parse_duration).transpose()?;
     let fail_after = args

@@ -11,9 +11,7 @@ use anyhow::{bail, Context};
 use sepstream_audio::mic::MicOptions;
 use sepstream_audio::read_wav;
 use sepstream_nn::Network;
-use sepstream_pipeline::{
-    start_listen, AudioInput, Detection, KwsModel, PipelineConfig, StageError,
-};
+use sepstream_pipeline::{start_listen, AudioInput, Detection, KwsModel, StageError};
 use sepstream_train::evaluate;
 use sepstream_vision::perception::DepthPerception;
 use sepstream_vision::robot::CommandMsg;
@@ -127,11 +125,7 @@ fn wav_commands(wav: &Path, kws_model: &Path) -> anyhow::Result<Vec<ScheduledCom
 fn mic_feed(kws_model: &Path, device: Option<String>) -> anyhow::Result<CommandFeed> {
     let model = KwsModel::load(kws_model, false)
         .with_context(|| format!("loading keyword model {}", kws_model.display()))?;
-    let config = if Path::new("configs/pipeline.toml").is_file() {
-        PipelineConfig::load(Path::new("configs/pipeline.toml"))?
-    } else {
-        PipelineConfig::default()
-    };
+    let config = crate::cmd_listen::default_pipeline_config()?;
     Ok(Box::new(move |mut slot, clock, stop| {
         let mut seq = 0u64;
         let act = move |d: &Detection| -> Result<(), StageError> {

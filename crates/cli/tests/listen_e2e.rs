@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sepstream_pipeline::KwsModel;
 
 mod common;
-use common::{pick_clip, pulse_ok, root, trained_model};
+use common::{pick_clip, pulse_ok, root, stderr_lines, trained_model};
 
 #[test]
 fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
@@ -54,13 +54,7 @@ fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (etx, erx) = mpsc::channel::<String>();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = etx.send(l);
-        }
-    });
+    let erx = stderr_lines(&mut child);
     let (otx, orx) = mpsc::channel::<(String, f64)>();
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {

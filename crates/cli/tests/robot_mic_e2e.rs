@@ -5,15 +5,13 @@
 //!
 //! Skips (printing why) when PulseAudio is not running, the trained model or ../shared is missing.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sepstream_pipeline::KwsModel;
 
 mod common;
-use common::{pick_clip, pulse_ok, root, trained_model};
+use common::{pick_clip, pulse_ok, root, stderr_lines, trained_model};
 
 #[test]
 fn spoken_go_reaches_the_control_loop() {
@@ -51,13 +49,7 @@ fn spoken_go_reaches_the_control_loop() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (etx, erx) = mpsc::channel::<String>();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = etx.send(l);
-        }
-    });
+    let erx = stderr_lines(&mut child);
     // The loop's clock time at which capture began, from its announcement.
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);

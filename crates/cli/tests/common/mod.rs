@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use sepstream_pipeline::capture::BLOCK_MAX;
@@ -90,4 +92,16 @@ pub fn pick_clip(model: &KwsModel, keywords: &[&str]) -> Option<(String, PathBuf
         }
     }
     None
+}
+
+/// Forwards the child's stderr, line by line, to the returned channel (from a thread).
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    let err = child.stderr.take().expect("stderr piped");
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    rx
 }
