@@ -39,6 +39,17 @@ pub struct Args {
     /// Percent of speakers held out for validation.
     #[arg(long, default_value_t = 20)]
     val_percent: u32,
+    /// Label smoothing (0 = plain cross-entropy).
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Keep an exponential moving average of the weights with this decay per step (e.g. 0.99)
+    /// and validate and export it instead of the raw weights (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    ema: f64,
+    /// Augmentation settings as a TOML file (fields of sepstream_train::augment::AugmentConfig;
+    /// missing fields keep their defaults), e.g. configs/augment.toml.
+    #[arg(long, conflicts_with = "no_augment")]
+    augment: Option<PathBuf>,
     /// Train without any augmentation.
     #[arg(long)]
     no_augment: bool,
@@ -54,6 +65,47 @@ pub struct Args {
     /// Don't write anything, just report.
     #[arg(long)]
     dry_run: bool,
+}
+
+impl Args {
+    /// The options that shape the trained weights, as a command line that retrains them.
+    #[cfg_attr(not(feature = "train"), allow(dead_code))]
+    fn command_line(&self, epochs: usize) -> String {
+        let mut s = format!(
+            "--spec {} --data {}",
+            self.spec.display(),
+            self.data.display()
+        );
+        for e in &self.extra {
+            s += &format!(" --extra {}", e.display());
+        }
+        s += &format!(" --epochs {epochs} --seed {}", self.seed);
+        if self.batch_size != 64 {
+            s += &format!(" --batch-size {}", self.batch_size);
+        }
+        if self.lr != 3e-3 {
+            s += &format!(" --lr {}", self.lr);
+        }
+        if self.weight_decay != 1e-3 {
+            s += &format!(" --weight-decay {}", self.weight_decay);
+        }
+        if self.label_smoothing != 0.0 {
+            s += &format!(" --label-smoothing {}", self.label_smoothing);
+        }
+        if self.ema != 0.0 {
+            s += &format!(" --ema {}", self.ema);
+        }
+        if let Some(a) = &self.augment {
+            s += &format!(" --augment {}", a.display());
+        }
+        if self.no_augment {
+            s += " --no-augment";
+        }
+        if self.val_percent != 20 {
+            s += &format!(" --val-percent {}", self.val_percent);
+        }
+        s
+    }
 }
 
 #[cfg(not(feature = "train"))]
@@ -72,6 +124,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use sepstream_train::trainer::{self, TrainConfig};
     let template = ModelSpec::load(&args.spec)
         .with_context(|| format!("reading model spec {}", args.spec.display()))?;
+    let augment = match (&args.augment, args.no_augment) {
+        (_, true) => AugmentConfig::none(),
+        (Some(p), false) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading augmentation settings {}", p.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("augmentation settings {}", p.display()))?
+        }
+        (None, false) => AugmentConfig::default(),
+    };
+    release_freed_memory_lazily();
     let cfg = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
@@ -79,11 +142,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         weight_decay: args.weight_decay,
         seed: args.seed,
         val_percent: args.val_percent,
-        augment: if args.no_augment {
-            AugmentConfig::none()
-        } else {
-            AugmentConfig::default()
-        },
+        label_smoothing: args.label_smoothing,
+        ema: args.ema,
+        augment,
         extra: args.extra.clone(),
         max_clips: args.max_clips,
         max_steps: args.max_steps,
@@ -135,14 +196,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         PathBuf::from(format!("../assets/{stem}.safetensors"))
     });
-    let extra: Vec<String> = args.extra.iter().map(|p| p.display().to_string()).collect();
     let provenance = format!(
-        "trained by `sepstream train --spec {} --data {}{} --epochs {} --seed {}`: validation accuracy {:.4} on {} clips of {} held-out speakers ({}% speaker split, seed {})",
-        args.spec.display(),
-        args.data.display(),
-        extra.iter().map(|e| format!(" --extra {e}")).collect::<String>(),
-        r.epochs_used,
-        args.seed,
+        "trained by `sepstream train {}`: validation accuracy {:.4} on {} clips of {} held-out speakers ({}% speaker split, seed {})",
+        args.command_line(r.epochs_used),
         r.best_val_acc,
         r.n_val,
         r.n_val_speakers,
@@ -155,3 +211,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("wrote {} and {}", out.display(), weights.display());
     Ok(ExitCode::SUCCESS)
 }
+
+/// Candle allocates and frees megabyte-sized tensors at every step; glibc hands such blocks back
+/// to the kernel each time (mmap/munmap), which cost a third of the training time here. Keeping
+/// them in the heap makes an epoch about 30% faster.
+#[cfg(all(feature = "train", target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory_lazily() {
+    // SAFETY: mallopt only changes allocator tuning parameters; it is called before the
+    // training threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(all(feature = "train", not(all(target_os = "linux", target_env = "gnu"))))]
+fn release_freed_memory_lazily() {}

@@ -253,4 +253,22 @@ mod tests {
             assert!(f[..50].iter().all(|v| *v == 1.0));
         }
     }
+
+    #[test]
+    fn augmentation_files_parse_and_typos_are_refused() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("augment") && name.ends_with(".toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let cfg: AugmentConfig = toml::from_str(&text).unwrap();
+                assert_ne!(cfg, AugmentConfig::none(), "{name}");
+            }
+        }
+        let partial: AugmentConfig = toml::from_str("noise_prob = 0.25").unwrap();
+        assert_eq!(partial.noise_prob, 0.25);
+        assert_eq!(partial.shift_s, AugmentConfig::default().shift_s);
+        assert!(toml::from_str::<AugmentConfig>("noise_probability = 0.25").is_err());
+    }
 }

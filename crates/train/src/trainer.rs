@@ -25,6 +25,11 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub lr: f64,
     pub weight_decay: f64,
+    /// Label smoothing: the target puts this much probability mass evenly on all classes.
+    pub label_smoothing: f64,
+    /// Decay of an exponential moving average of the weights, validated and kept instead of the
+    /// raw weights (0 = off).
+    pub ema: f64,
     pub seed: u64,
     /// Percent of speakers held out for validation.
     pub val_percent: u32,
@@ -49,6 +54,8 @@ impl Default for TrainConfig {
             batch_size: 64,
             lr: 3e-3,
             weight_decay: 1e-3,
+            label_smoothing: 0.0,
+            ema: 0.0,
             seed: 1,
             val_percent: 20,
             augment: AugmentConfig::default(),
@@ -344,6 +351,11 @@ pub fn train(
         seconds: 0.0,
     };
     let mut best = model.snapshot()?;
+    let mut ema = if cfg.ema > 0.0 {
+        Some(model.snapshot()?)
+    } else {
+        None
+    };
     let ctx = cfg.context_frames;
     let mut epoch = 0;
     'epochs: while epoch < epochs_used {
@@ -370,8 +382,15 @@ pub fn train(
             let x = batch_tensor(&chunk, shape, &model)?;
             let y = Tensor::new(labels.as_slice(), model.device())?;
             let logits = model.forward(&x, true)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let loss = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
             opt.backward_step(&loss)?;
+            if let Some(avg) = ema.as_mut() {
+                // Early steps average over fewer steps (the usual debiasing of a cold start).
+                let d = cfg.ema.min((1 + step) as f64 / (10 + step) as f64);
+                for (a, now) in avg.iter_mut().zip(model.snapshot()?) {
+                    *a = ((&*a * d)? + (now * (1.0 - d))?)?;
+                }
+            }
             let l = loss.to_scalar::<f32>()?;
             let p = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
             correct += p.iter().zip(&labels).filter(|(a, b)| a == b).count();
@@ -383,6 +402,16 @@ pub fn train(
                 break;
             }
         }
+        // With an average, the averaged weights are judged (and kept), then training goes on
+        // from the raw ones.
+        let raw = match &ema {
+            Some(avg) => {
+                let raw = model.snapshot()?;
+                model.restore(avg)?;
+                Some(raw)
+            }
+            None => None,
+        };
         let (val_acc, _) = if val_feats.is_empty() {
             (0.0, Vec::new())
         } else {
@@ -404,6 +433,9 @@ pub fn train(
             report.best_val_acc = val_acc;
             report.best_epoch = epoch + 1;
             best = model.snapshot()?;
+        }
+        if let Some(raw) = raw {
+            model.restore(&raw)?;
         }
         if epoch == 0 {
             if let Some(b) = cfg.time_budget {
@@ -430,6 +462,18 @@ pub fn train(
         frontend: fe,
         report,
     })
+}
+
+/// Cross-entropy against targets that put `eps` of their mass evenly on every class
+/// (`eps = 0` is plain cross-entropy).
+fn smoothed_cross_entropy(logits: &Tensor, y: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    let ce = candle_nn::loss::cross_entropy(logits, y)?;
+    if eps <= 0.0 {
+        return Ok(ce);
+    }
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let uniform = logp.mean(D::Minus1)?.mean_all()?.neg()?;
+    (ce * (1.0 - eps))? + (uniform * eps)?
 }
 
 /// One epoch of augmented training features, each `context + clip` frames long.
@@ -485,4 +529,40 @@ fn epoch_features(
             },
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn manual(logits: &[[f32; 3]], y: &[usize], eps: f32) -> f32 {
+        let mut total = 0.0;
+        for (row, &t) in logits.iter().zip(y) {
+            let m = row.iter().cloned().fold(f32::MIN, f32::max);
+            let z: f32 = row.iter().map(|v| (v - m).exp()).sum();
+            let logp: Vec<f32> = row.iter().map(|v| v - m - z.ln()).collect();
+            let target: Vec<f32> = (0..3)
+                .map(|k| eps / 3.0 + if k == t { 1.0 - eps } else { 0.0 })
+                .collect();
+            total -= target.iter().zip(&logp).map(|(a, b)| a * b).sum::<f32>();
+        }
+        total / y.len() as f32
+    }
+
+    #[test]
+    fn label_smoothing_matches_soft_target_cross_entropy() {
+        let rows = [[2.0f32, -1.0, 0.5], [0.1, 0.2, 3.0]];
+        let y = [0usize, 1];
+        let logits = Tensor::new(&rows, &Device::Cpu).unwrap();
+        let t = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
+        for eps in [0.0f32, 0.1, 0.3] {
+            let got = smoothed_cross_entropy(&logits, &t, f64::from(eps))
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let want = manual(&rows, &y, eps);
+            assert!((got - want).abs() < 1e-5, "eps {eps}: {got} vs {want}");
+        }
+    }
 }
