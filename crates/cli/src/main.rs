@@ -10,6 +10,7 @@ mod cmd_listen;
 mod cmd_robot;
 mod cmd_train;
 mod cmd_wav;
+mod wav_plot;
 
 /// Causal, incremental depthwise-separable CNNs on live streams.
 #[derive(Parser)]

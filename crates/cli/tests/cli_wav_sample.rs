@@ -84,3 +84,56 @@ fn a_bad_file_fails_alone() {
     assert!(err.contains("sepstream_wav_test_bad.wav"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("sample_keywords.wav"));
 }
+
+#[test]
+fn plot_draws_spectrogram_and_posteriors_without_changing_events() {
+    let r = root();
+    if !r.join("configs/kws.toml").is_file() {
+        eprintln!("skipping: no shipped model configs/kws.toml yet");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sepstream_plot_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("sample.png");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_sepstream"))
+            .current_dir(&r)
+            .args(["wav", "--json", "assets/sample_keywords.wav"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let plain = run(&[]);
+    let plotted = run(&["--plot".as_ref(), png.as_os_str()]);
+    assert!(
+        plotted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plotted.stderr)
+    );
+    assert_eq!(plain.stdout, plotted.stdout, "--plot changed the events");
+    let img = image::open(&png).expect("a PNG").to_rgb8();
+    assert_eq!(img.dimensions(), (1400, 800));
+    // The spectrogram fills the top: many distinct colours there, not a blank canvas.
+    let mut colours: Vec<[u8; 3]> = (100..300)
+        .flat_map(|y| (100..1300).step_by(7).map(move |x| (x, y)))
+        .map(|(x, y)| img.get_pixel(x, y).0)
+        .collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(
+        colours.len() > 50,
+        "{} colours in the spectrogram",
+        colours.len()
+    );
+
+    // A folder that does not exist is named before any work.
+    let missing = dir.join("no/such/dir/x.png");
+    let out = run(&["--plot".as_ref(), missing.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -295,13 +295,61 @@ pub fn detect(
     samples: &[f32],
     rate: u32,
 ) -> Result<Vec<Event>, TrainError> {
+    run_detector(net, fe, de, samples, rate, |_, _, _| {})
+}
+
+/// What the detector saw and said over a whole signal (for plots).
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Every feature frame the model got: (time in s, features).
+    pub frames: Vec<(f64, Vec<f32>)>,
+    /// Every model output: (time in s, posteriors per label).
+    pub posteriors: Vec<(f64, Vec<f32>)>,
+    pub events: Vec<Event>,
+}
+
+/// [`detect`], keeping every feature frame and posterior as well.
+pub fn trace(
+    net: &Network,
+    fe: &FrontendConfig,
+    de: &DecisionConfig,
+    samples: &[f32],
+    rate: u32,
+) -> Result<Trace, TrainError> {
+    let mut frames = Vec::new();
+    let mut posteriors = Vec::new();
+    let events = run_detector(net, fe, de, samples, rate, |t, frame, out| {
+        frames.push((t, frame.to_vec()));
+        if let Some(o) = out {
+            posteriors.push((t, o.to_vec()));
+        }
+    })?;
+    Ok(Trace {
+        frames,
+        posteriors,
+        events,
+    })
+}
+
+/// Streams `samples` through the model and the decision stage; `seen(time, frame, output)` is
+/// called for every feature frame.
+fn run_detector(
+    net: &Network,
+    fe: &FrontendConfig,
+    de: &DecisionConfig,
+    samples: &[f32],
+    rate: u32,
+    mut seen: impl FnMut(f64, &[f32], Option<&[f32]>),
+) -> Result<Vec<Event>, TrainError> {
     let mut fs = FeatureStream::new(fe, rate).map_err(|e| TrainError::Data(e.to_string()))?;
     let period = net.time_stride() as f64 / fe.frame_rate();
     let mut det = KeywordDetector::new(de, &net.spec().labels, period);
     let mut st = net.new_state();
     let mut events = Vec::new();
     let mut on = |t: f64, fr: &[f32]| {
-        if let Some(o) = net.step(&mut st, fr) {
+        let out = net.step(&mut st, fr);
+        seen(t, fr, out);
+        if let Some(o) = out {
             if let Some(e) = det.push(t, o) {
                 events.push(Event {
                     keyword: e.keyword,
