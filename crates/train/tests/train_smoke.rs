@@ -40,3 +40,49 @@ fn loss_falls_on_a_tiny_subset() {
     let bytes = t.model.export_safetensors().expect("export");
     sepstream_nn::Network::from_spec_and_weights(spec, &bytes).expect("nn loads the export");
 }
+
+/// With weight averaging and label smoothing, the model the trainer hands back (and exports) is
+/// the one it validated: the streaming engine on the export scores what the trainer reported.
+#[test]
+fn averaged_weights_are_what_is_validated_and_exported() {
+    use sepstream_train::{dataset, evaluate, export};
+    let data = root().join("../shared/data/speech_commands");
+    if !data.is_dir() {
+        eprintln!("skipping: {} not found", data.display());
+        return;
+    }
+    let template = ModelSpec::load(&root().join("configs/kws_tc.toml")).expect("spec");
+    let max_clips = 160;
+    let cfg = TrainConfig {
+        epochs: 6,
+        batch_size: 16,
+        lr: 1e-2,
+        max_clips: Some(max_clips),
+        augment: AugmentConfig::none(),
+        ema: 0.9,
+        label_smoothing: 0.1,
+        ..TrainConfig::default()
+    };
+    let t = train(&data, &template, &cfg, &mut |m| eprintln!("{m}")).expect("training runs");
+    let spec = export::trained_spec(&template, &t, "w.safetensors".as_ref(), "test").unwrap();
+    let bytes = t.model.export_safetensors().expect("export");
+    let net = sepstream_nn::Network::from_spec_and_weights(spec, &bytes).expect("loads");
+
+    // The trainer's subset and split, rebuilt the same way.
+    let all = dataset::scan(&data).unwrap();
+    let k = all.len().div_ceil(max_clips);
+    let subset: Vec<_> = all.into_iter().step_by(k).collect();
+    let val = dataset::split_by_speaker(&subset, cfg.seed, cfg.val_percent).1;
+    assert_eq!(val.len(), t.report.n_val);
+    let r = evaluate::eval_clips(&net, &val).expect("eval");
+    let one_clip = 1.0 / val.len() as f64;
+    assert!(
+        (r.accuracy - f64::from(t.report.best_val_acc)).abs() <= one_clip + 1e-6,
+        "engine {} vs trainer {} on {} clips",
+        r.accuracy,
+        t.report.best_val_acc,
+        val.len()
+    );
+    // Six epochs on clean clips learn something beyond chance (1/12) on unseen speakers.
+    assert!(t.report.best_val_acc > 0.12, "{}", t.report.best_val_acc);
+}
