@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.0)]
     ema: f64,
     /// Augmentation settings as a TOML file (fields of sepstream_train::augment::AugmentConfig;
-    /// missing fields keep their defaults), e.g. configs/augment.toml.
+    /// missing fields keep their defaults), e.g. configs/augment_kws.toml (the shipped model's).
     #[arg(long, conflicts_with = "no_augment")]
     augment: Option<PathBuf>,
     /// Train without any augmentation.
