@@ -124,6 +124,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use sepstream_train::trainer::{self, TrainConfig};
     let template = ModelSpec::load(&args.spec)
         .with_context(|| format!("reading model spec {}", args.spec.display()))?;
+    if !(0.0..1.0).contains(&args.label_smoothing) {
+        anyhow::bail!(
+            "--label-smoothing {}: must be at least 0 and below 1",
+            args.label_smoothing
+        );
+    }
+    if !(0.0..1.0).contains(&args.ema) {
+        anyhow::bail!(
+            "--ema {}: the decay must be at least 0 (off) and below 1",
+            args.ema
+        );
+    }
     let augment = match (&args.augment, args.no_augment) {
         (_, true) => AugmentConfig::none(),
         (Some(p), false) => {
