@@ -79,30 +79,22 @@ impl Args {
         for e in &self.extra {
             s += &format!(" --extra {}", e.display());
         }
-        s += &format!(" --epochs {epochs} --seed {}", self.seed);
-        if self.batch_size != 64 {
-            s += &format!(" --batch-size {}", self.batch_size);
-        }
-        if self.lr != 3e-3 {
-            s += &format!(" --lr {}", self.lr);
-        }
-        if self.weight_decay != 1e-3 {
-            s += &format!(" --weight-decay {}", self.weight_decay);
-        }
-        if self.label_smoothing != 0.0 {
-            s += &format!(" --label-smoothing {}", self.label_smoothing);
-        }
-        if self.ema != 0.0 {
-            s += &format!(" --ema {}", self.ema);
-        }
+        s += &format!(
+            " --epochs {epochs} --seed {} --batch-size {} --lr {} --weight-decay {} \
+             --label-smoothing {} --ema {} --val-percent {}",
+            self.seed,
+            self.batch_size,
+            self.lr,
+            self.weight_decay,
+            self.label_smoothing,
+            self.ema,
+            self.val_percent
+        );
         if let Some(a) = &self.augment {
             s += &format!(" --augment {}", a.display());
         }
         if self.no_augment {
             s += " --no-augment";
-        }
-        if self.val_percent != 20 {
-            s += &format!(" --val-percent {}", self.val_percent);
         }
         s
     }

@@ -44,14 +44,15 @@ fn heat(v: f32) -> RGBColor {
     RGBColor(c(0), c(1), c(2))
 }
 
-/// The `q`-quantile of `v` (0..=1), NaNs left out.
-fn quantile(mut v: Vec<f32>, q: f32) -> f32 {
+/// The 1st and 99th percentiles of `v` (NaNs left out; (0, 0) when empty).
+fn colour_range(mut v: Vec<f32>) -> (f32, f32) {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
-        return 0.0;
+        return (0.0, 0.0);
     }
-    let k = ((v.len() - 1) as f32 * q).round() as usize;
-    *v.select_nth_unstable_by(k, f32::total_cmp).1
+    v.sort_unstable_by(f32::total_cmp);
+    let at = |q: f32| v[((v.len() - 1) as f32 * q).round() as usize];
+    (at(0.01), at(0.99))
 }
 
 /// Draws `trace` into a PNG at `path`.
@@ -103,8 +104,13 @@ fn draw_inner(
         .x_desc("time (s)")
         .y_desc("feature (mel band)")
         .draw()?;
-    let all: Vec<f32> = trace.frames.iter().flat_map(|f| f.1.clone()).collect();
-    let (lo, hi) = (quantile(all.clone(), 0.01), quantile(all, 0.99));
+    let (lo, hi) = colour_range(
+        trace
+            .frames
+            .iter()
+            .flat_map(|f| f.1.iter().copied())
+            .collect(),
+    );
     let scale = if hi > lo { hi - lo } else { 1.0 };
     let step = trace.frames.len().div_ceil(SIZE.0 as usize).max(1);
     chart.draw_series(trace.frames.iter().step_by(step).flat_map(|(t, v)| {
