@@ -180,7 +180,7 @@ fn weights_and_flops(layer: &Layer) -> (usize, u64) {
             let w = d.input.len() * d.units;
             (w, w)
         }
-        Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) => (0, 0),
+        Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => (0, 0),
     };
     (w, 2 * flops as u64)
 }

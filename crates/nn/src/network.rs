@@ -270,7 +270,7 @@ impl Network {
                     );
                     w.insert(format!("{n}.bias"), vec![d.units], d.bias.to_vec());
                 }
-                Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) => {}
+                Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => {}
             }
         }
         w
@@ -341,7 +341,7 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
         "pointwise" => (&["out_channels", "activation"], &["out_channels"]),
         "dense" => (&["units", "activation"], &["units"]),
         "avgpool" => (&["frames"], &["frames"]),
-        "relu" | "relu6" | "identity" | "softmax" => (&[], &[]),
+        "relu" | "relu6" | "identity" | "softmax" | "flatten" => (&[], &[]),
         other => {
             return Err(NnError::UnknownLayerKind {
                 layer: name.to_string(),
@@ -483,6 +483,7 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
                 Op::Dense(Dense::new(shape, units, w, b, act))
             }
             "softmax" => Op::Softmax(shape),
+            "flatten" => Op::Flatten(shape),
             _ => unreachable!("check_fields rejects unknown kinds"),
         };
         let layer = Layer {

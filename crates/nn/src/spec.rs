@@ -94,7 +94,7 @@ pub struct LayerSpec {
 
 /// Every layer kind the spec accepts.
 pub const LAYER_KINDS: &str = "conv1d, conv2d, depthwise1d, depthwise2d, pointwise, separable1d, \
-separable2d, relu, relu6, identity, avgpool, dense, softmax";
+separable2d, relu, relu6, identity, avgpool, dense, softmax, flatten";
 
 impl ModelSpec {
     /// Parses a spec from TOML text; `origin` names the source in errors.

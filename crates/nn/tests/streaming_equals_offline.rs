@@ -55,6 +55,7 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = LayerSpec> {
         (1usize..=16, act)
             .prop_map(|(c, a)| LayerSpec::new("pointwise").out_channels(c).activation(a)),
         Just(LayerSpec::new("relu6")),
+        Just(LayerSpec::new("flatten")),
     ]
 }
 

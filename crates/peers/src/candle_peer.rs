@@ -151,6 +151,7 @@ impl CandleNet {
                     });
                 }
                 Op::Softmax(_) => layers.push(CandleLayer::Softmax),
+                Op::Flatten(_) => return Err(unsupported("candle", l, "flatten is not mapped")),
             }
         }
         Ok(Self {

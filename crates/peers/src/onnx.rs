@@ -266,6 +266,7 @@ pub fn to_onnx(net: &Network, time: TimeAxis) -> Result<pb::ModelProto, PeerErro
                 vec![attr_int("axis", 1)],
             ),
             Op::Activation(_, a) => b.activation(n, *a),
+            Op::Flatten(_) => return Err(unsupported("onnx", l, "flatten is not mapped")),
         }
         if let (Some(t), Some(g)) = (frames, l.geometry()) {
             frames = Some(g.out_frames(t));

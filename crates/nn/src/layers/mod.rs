@@ -21,6 +21,9 @@ pub enum Op {
     AvgPool(AvgPool),
     Dense(Dense),
     Softmax(FrameShape),
+    /// The width folded into the channels: a `[w][c]` frame read as one column of `w * c`
+    /// channels (the values do not move; only the shape changes).
+    Flatten(FrameShape),
 }
 
 /// One layer of a network: its name (the prefix of its tensors), the spec kind it came from,
@@ -58,7 +61,7 @@ impl Layer {
             Op::Depthwise(d) => d.geom.input,
             Op::Pointwise(p) => p.input,
             Op::Separable(s) => s.depthwise.geom.input,
-            Op::Activation(s, _) | Op::Softmax(s) => *s,
+            Op::Activation(s, _) | Op::Softmax(s) | Op::Flatten(s) => *s,
             Op::AvgPool(p) => p.input,
             Op::Dense(d) => d.input,
         }
@@ -74,6 +77,7 @@ impl Layer {
             Op::Activation(s, _) | Op::Softmax(s) => *s,
             Op::AvgPool(p) => FrameShape::new(1, p.input.channels),
             Op::Dense(d) => FrameShape::new(1, d.units),
+            Op::Flatten(s) => FrameShape::new(1, s.len()),
         }
     }
 
@@ -121,7 +125,7 @@ impl Layer {
                     + s.pointwise.bias.len()
             }
             Op::Dense(d) => d.weight.len() + d.bias.len(),
-            Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) => 0,
+            Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => 0,
         }
     }
 
@@ -180,6 +184,7 @@ impl Layer {
             }
             Op::Dense(d) => d.compute(input, out),
             Op::Softmax(_) => softmax_into(input, out),
+            Op::Flatten(_) => out.copy_from_slice(input),
         }
         if !matches!(self.op, Op::AvgPool(_)) {
             state.history.push(input);
@@ -198,6 +203,7 @@ impl Layer {
             Op::Pointwise(p) => p.forward(input, t),
             Op::Separable(s) => s.forward(input, t),
             Op::Activation(_, a) => input.iter().map(|&x| a.apply(x)).collect(),
+            Op::Flatten(_) => input.to_vec(),
             Op::AvgPool(p) => p.forward(input, t),
             Op::Dense(d) => input
                 .chunks_exact(d.input.len())
