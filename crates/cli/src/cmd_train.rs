@@ -8,8 +8,9 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// Model spec whose layers, [frontend] and [decision] define the model (a template: any
-    /// weights it names are ignored). configs/kws_tc.toml and configs/kws_dscnn.toml are the two
-    /// architectures tried.
+    /// weights it names are ignored). The architectures tried: configs/kws_tc_10ms.toml (the
+    /// shipped ensemble's members), configs/kws_tc.toml, configs/kws_sep2d.toml and
+    /// configs/kws_dscnn.toml.
     #[arg(long, default_value = "configs/kws_tc.toml")]
     spec: PathBuf,
     /// Speech Commands-layout folder (one folder per label).
@@ -36,6 +37,10 @@ pub struct Args {
     /// Seed of the split, the initial weights, the augmentation and the batch order.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Seed of the speaker split alone (default: --seed), so that models trained with different
+    /// seeds hold out the same speakers (the members of `sepstream ensemble`).
+    #[arg(long)]
+    split_seed: Option<u64>,
     /// Percent of speakers held out for validation.
     #[arg(long, default_value_t = 20)]
     val_percent: u32,
@@ -46,6 +51,10 @@ pub struct Args {
     /// and validate and export it instead of the raw weights (0 = off).
     #[arg(long, default_value_t = 0.0)]
     ema: f64,
+    /// Mixup with Beta(ALPHA, ALPHA) blending weights (e.g. 0.2; 0 = off): each batch is mixed
+    /// with a shuffled copy of itself, targets blended the same way.
+    #[arg(long, default_value_t = 0.0)]
+    mixup: f64,
     /// Augmentation settings as a TOML file (fields of sepstream_train::augment::AugmentConfig;
     /// missing fields keep their defaults), e.g. configs/augment_kws.toml (the shipped model's).
     #[arg(long, conflicts_with = "no_augment")]
@@ -81,15 +90,19 @@ impl Args {
         }
         s += &format!(
             " --epochs {epochs} --seed {} --batch-size {} --lr {} --weight-decay {} \
-             --label-smoothing {} --ema {} --val-percent {}",
+             --label-smoothing {} --ema {} --mixup {} --val-percent {}",
             self.seed,
             self.batch_size,
             self.lr,
             self.weight_decay,
             self.label_smoothing,
             self.ema,
+            self.mixup,
             self.val_percent
         );
+        if let Some(k) = self.split_seed {
+            s += &format!(" --split-seed {k}");
+        }
         if let Some(a) = &self.augment {
             s += &format!(" --augment {}", a.display());
         }
@@ -128,6 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.ema
         );
     }
+    if !(args.mixup >= 0.0 && args.mixup.is_finite()) {
+        anyhow::bail!("--mixup {}: alpha must be at least 0 (0 = off)", args.mixup);
+    }
     let augment = match (&args.augment, args.no_augment) {
         (_, true) => AugmentConfig::none(),
         (Some(p), false) => {
@@ -145,9 +161,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lr: args.lr,
         weight_decay: args.weight_decay,
         seed: args.seed,
+        split_seed: args.split_seed,
         val_percent: args.val_percent,
         label_smoothing: args.label_smoothing,
         ema: args.ema,
+        mixup: args.mixup,
         augment,
         extra: args.extra.clone(),
         max_clips: args.max_clips,
@@ -207,7 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         r.n_val,
         r.n_val_speakers,
         args.val_percent,
-        args.seed
+        args.split_seed.unwrap_or(args.seed)
     );
     let spec = sepstream_train::export::trained_spec(&template, &trained, &weights, &provenance)?;
     sepstream_train::export::write(&spec, &trained, &out)

@@ -27,6 +27,10 @@ pub struct AugmentConfig {
     pub feature_mask_max: usize,
     /// Probability that a clip is preceded by background audio instead of the stream's zero start.
     pub context_prob: f32,
+    /// Largest shift of the clip's features along the feature (mel) axis, either way, in bands
+    /// (edge bands repeated): a vocal tract a little longer or shorter, without changing pitch or
+    /// duration as `speed` does (0 = off).
+    pub feature_shift_max: usize,
 }
 
 impl Default for AugmentConfig {
@@ -43,6 +47,7 @@ impl Default for AugmentConfig {
             feature_masks: 2,
             feature_mask_max: 4,
             context_prob: 0.5,
+            feature_shift_max: 0,
         }
     }
 }
@@ -62,6 +67,7 @@ impl AugmentConfig {
             feature_masks: 0,
             feature_mask_max: 0,
             context_prob: 0.0,
+            feature_shift_max: 0,
         }
     }
 }
@@ -191,6 +197,15 @@ pub fn spec_augment<R: Rng>(
     if t <= first {
         return;
     }
+    if cfg.feature_shift_max > 0 {
+        let m = cfg.feature_shift_max.min(f.saturating_sub(1)) as i64;
+        let d = rng.random_range(-m..=m) as isize;
+        if d != 0 {
+            for fr in first..t {
+                shift_features(&mut feats[fr * f..(fr + 1) * f], d);
+            }
+        }
+    }
     for _ in 0..cfg.time_masks {
         if cfg.time_mask_max == 0 {
             break;
@@ -214,6 +229,24 @@ pub fn spec_augment<R: Rng>(
                 .iter_mut()
                 .for_each(|v| *v = 0.0);
         }
+    }
+}
+
+/// Moves one frame's features `d` places up (`d > 0`) or down the feature axis, repeating the
+/// edge value into the places left empty.
+fn shift_features(frame: &mut [f32], d: isize) {
+    let n = frame.len() as isize;
+    if d > 0 {
+        let d = d.min(n - 1) as usize;
+        frame.copy_within(..frame.len() - d, d);
+        let edge = frame[d];
+        frame[..d].iter_mut().for_each(|v| *v = edge);
+    } else if d < 0 {
+        let d = (-d).min(n - 1) as usize;
+        frame.copy_within(d.., 0);
+        let edge = frame[frame.len() - d - 1];
+        let len = frame.len();
+        frame[len - d..].iter_mut().for_each(|v| *v = edge);
     }
 }
 
@@ -241,6 +274,41 @@ mod tests {
         let diff: Vec<f32> = x.iter().zip(&clean).map(|(a, b)| a - b).collect();
         let snr = 10.0 * (power(&clean) / power(&diff)).log10();
         assert!((snr - 10.0).abs() < 0.01, "{snr}");
+    }
+
+    #[test]
+    fn feature_shift_moves_bands_and_repeats_the_edge() {
+        let mut up = [1.0, 2.0, 3.0, 4.0, 5.0];
+        shift_features(&mut up, 2);
+        assert_eq!(up, [1.0, 1.0, 1.0, 2.0, 3.0]);
+        let mut down = [1.0, 2.0, 3.0, 4.0, 5.0];
+        shift_features(&mut down, -1);
+        assert_eq!(down, [2.0, 3.0, 4.0, 5.0, 5.0]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let cfg = AugmentConfig {
+            feature_shift_max: 2,
+            ..AugmentConfig::none()
+        };
+        let (t, f, first) = (6, 8, 2);
+        let orig: Vec<f32> = (0..t * f).map(|i| (i % f) as f32).collect();
+        let mut moved = 0;
+        for _ in 0..50 {
+            let mut x = orig.clone();
+            spec_augment(&mut x, t, f, first, &cfg, &mut rng);
+            assert_eq!(
+                x[..first * f],
+                orig[..first * f],
+                "context frames untouched"
+            );
+            // Every clip frame is the same shifted ramp: one offset for the whole clip.
+            let d = x[first * f + 4] - 4.0;
+            assert!(d.abs() <= 2.0);
+            for fr in first..t {
+                assert_eq!(x[fr * f + 4], 4.0 + d);
+            }
+            moved += usize::from(d != 0.0);
+        }
+        assert!(moved > 20, "{moved} of 50 shifted");
     }
 
     #[test]

@@ -30,7 +30,14 @@ pub struct TrainConfig {
     /// Decay of an exponential moving average of the weights, validated and kept instead of the
     /// raw weights (0 = off).
     pub ema: f64,
+    /// Mixup: each batch is blended with a shuffled copy of itself by a weight drawn from
+    /// Beta(alpha, alpha) (folded to at least 0.5), and the loss blends the two targets the
+    /// same way (0 = off).
+    pub mixup: f64,
     pub seed: u64,
+    /// Seed of the speaker split alone (`None`: `seed`), so models trained with different seeds
+    /// can share one split, e.g. the members of an ensemble.
+    pub split_seed: Option<u64>,
     /// Percent of speakers held out for validation.
     pub val_percent: u32,
     pub augment: AugmentConfig,
@@ -56,7 +63,9 @@ impl Default for TrainConfig {
             weight_decay: 1e-3,
             label_smoothing: 0.0,
             ema: 0.0,
+            mixup: 0.0,
             seed: 1,
+            split_seed: None,
             val_percent: 20,
             augment: AugmentConfig::default(),
             context_frames: 25,
@@ -271,7 +280,8 @@ pub fn train(
         let k = all.len().div_ceil(m.max(1)).max(1);
         all = all.into_iter().step_by(k).collect();
     }
-    let (tr, va) = dataset::split_by_speaker(&all, cfg.seed, cfg.val_percent);
+    let (tr, va) =
+        dataset::split_by_speaker(&all, cfg.split_seed.unwrap_or(cfg.seed), cfg.val_percent);
     let n_val_speakers = {
         let mut s: Vec<&str> = va.iter().map(|c| c.speaker.as_str()).collect();
         s.sort_unstable();
@@ -357,6 +367,15 @@ pub fn train(
         None
     };
     let ctx = cfg.context_frames;
+    let mixup = if cfg.mixup > 0.0 {
+        Some(
+            rand_distr::Beta::new(cfg.mixup, cfg.mixup)
+                .map_err(|e| TrainError::Spec(format!("mixup {}: {e}", cfg.mixup)))?,
+        )
+    } else {
+        None
+    };
+    let mut mix_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6d69_7875_70);
     let mut epoch = 0;
     'epochs: while epoch < epochs_used {
         let t0 = Instant::now();
@@ -381,8 +400,30 @@ pub fn train(
                 .collect();
             let x = batch_tensor(&chunk, shape, &model)?;
             let y = Tensor::new(labels.as_slice(), model.device())?;
-            let logits = model.forward(&x, true)?;
-            let loss = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
+            let (logits, loss) = match &mixup {
+                Some(beta) => {
+                    let lam: f64 = rand_distr::Distribution::sample(beta, &mut mix_rng);
+                    let lam = lam.max(1.0 - lam);
+                    let mut perm: Vec<u32> = (0..idx.len() as u32).collect();
+                    perm.shuffle(&mut mix_rng);
+                    let perm = Tensor::new(perm.as_slice(), model.device())?;
+                    let x = ((&x * lam)? + (x.index_select(&perm, 0)? * (1.0 - lam))?)?;
+                    let logits = model.forward(&x, true)?;
+                    let la = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
+                    let lb = smoothed_cross_entropy(
+                        &logits,
+                        &y.index_select(&perm, 0)?,
+                        cfg.label_smoothing,
+                    )?;
+                    let loss = ((la * lam)? + (lb * (1.0 - lam))?)?;
+                    (logits, loss)
+                }
+                None => {
+                    let logits = model.forward(&x, true)?;
+                    let loss = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
+                    (logits, loss)
+                }
+            };
             opt.backward_step(&loss)?;
             if let Some(avg) = ema.as_mut() {
                 // Early steps average over fewer steps (the usual debiasing of a cold start).

@@ -1,5 +1,5 @@
 //! The candle training forward pass, sepstream-nn's offline `forward` and its streaming `step`
-//! agree within 1e-4 on the same (BatchNorm-folded) weights, for both shipped architectures.
+//! agree within 1e-4 on the same (BatchNorm-folded) weights, for every keyword architecture in configs/.
 
 use std::path::PathBuf;
 
@@ -95,4 +95,14 @@ fn dscnn_candle_matches_nn_offline_and_streaming() {
 #[test]
 fn tc_candle_matches_nn_offline_and_streaming() {
     check("kws_tc.toml");
+}
+
+#[test]
+fn sep2d_candle_matches_nn_offline_and_streaming() {
+    check("kws_sep2d.toml");
+}
+
+#[test]
+fn tc_10ms_strided_stem_candle_matches_nn_offline_and_streaming() {
+    check("kws_tc_10ms.toml");
 }
