@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd_bench;
 mod cmd_devices;
+mod cmd_ensemble;
 mod cmd_eval;
 mod cmd_inspect;
 mod cmd_listen;
@@ -32,6 +33,8 @@ enum Command {
     Eval(cmd_eval::Args),
     /// Train a keyword model on a Speech Commands-layout folder.
     Train(cmd_train::Args),
+    /// Merge models of one architecture, trained with different seeds, into one network.
+    Ensemble(cmd_ensemble::Args),
     /// Per-layer parameters, FLOPs, state and delay of a model spec.
     Inspect(cmd_inspect::InspectArgs),
     /// The cost formulas for one separable layer against its standard twin.
@@ -59,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Wav(a) => cmd_wav::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Train(a) => cmd_train::run(a),
+        Command::Ensemble(a) => cmd_ensemble::run(a),
         Command::Inspect(a) => cmd_inspect::run_inspect(a),
         Command::Cost(a) => cmd_inspect::run_cost(a),
         Command::Factorize(a) => cmd_inspect::run_factorize(a),

@@ -10,6 +10,7 @@
 
 pub mod compose;
 pub mod cost;
+pub mod ensemble;
 pub mod error;
 pub mod factorize;
 pub mod layers;

@@ -1,4 +1,5 @@
-//! Invariant 2: after warm-up, streaming steps on the DS-CNN spec allocate nothing.
+//! Invariant 2: after warm-up, streaming steps on the reference specs and the shipped keyword
+//! model's architecture allocate nothing.
 
 use std::path::Path;
 
@@ -17,7 +18,12 @@ fn config(name: &str) -> ModelSpec {
 
 #[test]
 fn ten_thousand_ds_cnn_steps_allocate_zero_bytes() {
-    for name in ["ds_cnn_s.toml", "tc_sep1d.toml"] {
+    for name in [
+        "ds_cnn_s.toml",
+        "tc_sep1d.toml",
+        "kws.toml",
+        "kws_sep2d.toml",
+    ] {
         let net = Network::random(config(name), 7).unwrap();
         let mut state = net.new_state();
         let frame: Vec<f32> = (0..net.input_shape().len())

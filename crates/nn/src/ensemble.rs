@@ -1,0 +1,245 @@
+//! Ensembles as one network: K members of one architecture side by side, their logits averaged.
+//!
+//! Every member reads the same input frame. The first layer with weights (a standard conv, a
+//! pointwise or a dense layer) is stacked along its output channels, so member `m` owns channels
+//! `m*C .. (m+1)*C` of every frame after it; later convolutions are block-diagonal (a depthwise
+//! layer is stacked, since it is per channel anyway); the last layer with weights (dense or
+//! pointwise, identity activation) takes every member's block with its weights divided by K and
+//! the mean of the biases, so it outputs the mean of the members' outputs. Layers after it (the
+//! softmax) are shared. The merged network streams like any other: same strides, receptive field
+//! and delay, K times the state, and block-diagonal pointwise weights (their zeros are counted in
+//! the FLOPs, as the engine multiplies them).
+
+use crate::error::NnError;
+use crate::layers::Op;
+use crate::network::Network;
+use crate::spec::ModelSpec;
+use crate::weights::{Tensor, Weights};
+
+/// Why a set of networks cannot be merged (or which member differs).
+fn invalid(reason: String) -> NnError {
+    NnError::InvalidSpec(format!("ensemble: {reason}"))
+}
+
+/// The first member's spec with everything that must agree (input, layers, labels, front end,
+/// decisions); names, descriptions, weights files and provenance may differ.
+fn architecture(spec: &ModelSpec) -> ModelSpec {
+    ModelSpec {
+        name: String::new(),
+        description: None,
+        weights: None,
+        provenance: None,
+        ..spec.clone()
+    }
+}
+
+/// Rows of every member's tensor one after the other (axis 0 concatenated).
+fn stacked(ts: &[&Tensor]) -> Tensor {
+    let mut shape = ts[0].shape.clone();
+    shape[0] *= ts.len();
+    Tensor::new(
+        shape,
+        ts.iter().flat_map(|t| t.data.iter().copied()).collect(),
+    )
+}
+
+/// `[Co, Ci, rest..]` weights of K members as one `[K*Co, K*Ci, rest..]` block-diagonal weight.
+fn block_diagonal(ts: &[&Tensor]) -> Tensor {
+    let k = ts.len();
+    let (co, ci) = (ts[0].shape[0], ts[0].shape[1]);
+    let rest: usize = ts[0].shape[2..].iter().product();
+    let mut shape = ts[0].shape.clone();
+    shape[0] *= k;
+    shape[1] *= k;
+    let mut data = vec![0.0; k * co * k * ci * rest];
+    for (m, t) in ts.iter().enumerate() {
+        for o in 0..co {
+            for i in 0..ci {
+                let src = (o * ci + i) * rest;
+                let dst = ((m * co + o) * k * ci + m * ci + i) * rest;
+                data[dst..dst + rest].copy_from_slice(&t.data[src..src + rest]);
+            }
+        }
+    }
+    Tensor::new(shape, data)
+}
+
+/// `[U, W*C]` weights of K members reading `[w][c]` frames, as one `[U, W*K*C]` weight reading
+/// the merged `[w][m*C + c]` frame, each divided by K: the mean of the members' outputs.
+fn averaged_columns(ts: &[&Tensor], width: usize) -> Tensor {
+    let k = ts.len();
+    let (u, n) = (ts[0].shape[0], ts[0].shape[1]);
+    let c = n / width;
+    let mut data = vec![0.0; u * k * n];
+    for (m, t) in ts.iter().enumerate() {
+        for row in 0..u {
+            for w in 0..width {
+                for ch in 0..c {
+                    data[row * k * n + w * k * c + m * c + ch] =
+                        t.data[row * n + w * c + ch] / k as f32;
+                }
+            }
+        }
+    }
+    Tensor::new(vec![u, k * n], data)
+}
+
+/// The element-wise mean of the members' tensors.
+fn mean(ts: &[&Tensor]) -> Tensor {
+    let k = ts.len() as f32;
+    let data = (0..ts[0].data.len())
+        .map(|i| ts.iter().map(|t| t.data[i]).sum::<f32>() / k)
+        .collect();
+    Tensor::new(ts[0].shape.clone(), data)
+}
+
+/// Merges `members` (one architecture, independently trained weights) into one network whose
+/// output is the mean of theirs at the last layer with weights (the logits, before a softmax).
+pub fn merge(members: &[Network]) -> Result<Network, NnError> {
+    let first = members
+        .first()
+        .ok_or_else(|| invalid("no members".into()))?;
+    let k = members.len();
+    let arch = architecture(first.spec());
+    for (m, net) in members.iter().enumerate().skip(1) {
+        let other = architecture(net.spec());
+        if other.input != arch.input || other.layers != arch.layers || other.labels != arch.labels {
+            return Err(invalid(format!(
+                "member {} ({}) has another architecture than member 1 ({})",
+                m + 1,
+                net.spec().name,
+                first.spec().name
+            )));
+        }
+        if other.frontend != arch.frontend {
+            return Err(invalid(format!(
+                "member {} ({}) has another [frontend] than member 1: its feature mean/std come \
+                 from another training split (train every member with the same --split-seed)",
+                m + 1,
+                net.spec().name
+            )));
+        }
+        if other.decision != arch.decision {
+            return Err(invalid(format!(
+                "member {} ({}) has other [decision] settings than member 1",
+                m + 1,
+                net.spec().name
+            )));
+        }
+    }
+    let weights: Vec<Weights> = members.iter().map(Network::weights).collect();
+    let get = |name: &str| -> Vec<&Tensor> { weights.iter().map(|w| &w.tensors[name]).collect() };
+    let last_weighted = first
+        .layers()
+        .iter()
+        .rposition(|l| l.params() > 0)
+        .ok_or_else(|| invalid("the members have no layer with weights".into()))?;
+
+    let mut spec = first.spec().clone();
+    spec.name = format!("{}_x{k}", first.spec().name);
+    spec.description = Some(format!(
+        "{} (an ensemble of {k} independently trained members in one network: block-diagonal \
+         weights, the members' logits averaged)",
+        first
+            .spec()
+            .description
+            .as_deref()
+            .unwrap_or(&first.spec().name)
+    ));
+    spec.weights = None;
+    spec.provenance = None;
+    let mut merged = Weights::default();
+    // Whether the frames between layers hold K member blocks (after the first weighted layer).
+    let mut replicated = false;
+    for (i, layer) in first.layers().iter().enumerate() {
+        let n = layer.name.as_str();
+        let fail = |what: &str| {
+            Err(NnError::InvalidLayer {
+                layer: n.to_string(),
+                reason: format!("ensemble: {what}"),
+            })
+        };
+        let scale_out = |spec: &mut ModelSpec| {
+            if let Some(c) = spec.layers[i].out_channels.as_mut() {
+                *c *= k;
+            }
+        };
+        if i == last_weighted {
+            if !replicated {
+                return fail("a model with a single weighted layer is a linear model: average its weights instead");
+            }
+            let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
+            match &layer.op {
+                Op::Dense(d) if d.activation == crate::Activation::Identity => {
+                    merged
+                        .tensors
+                        .insert(w.clone(), averaged_columns(&get(&w), d.input.width));
+                }
+                Op::Pointwise(p) if p.activation == crate::Activation::Identity => {
+                    // Applied at every width position alike: columns are member channels.
+                    merged
+                        .tensors
+                        .insert(w.clone(), averaged_columns(&get(&w), 1));
+                }
+                _ => {
+                    return fail(
+                        "the last layer with weights must be dense or pointwise with no \
+                         activation (the logits are averaged)",
+                    )
+                }
+            }
+            merged.tensors.insert(b.clone(), mean(&get(&b)));
+            replicated = false;
+            continue;
+        }
+        if i > last_weighted {
+            continue;
+        }
+        match &layer.op {
+            Op::Dense(_) => return fail("dense layers before the last one are not merged"),
+            Op::Conv(_) | Op::Pointwise(_) => {
+                let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
+                let wt = if replicated {
+                    block_diagonal(&get(&w))
+                } else {
+                    stacked(&get(&w))
+                };
+                merged.tensors.insert(w, wt);
+                merged.tensors.insert(b.clone(), stacked(&get(&b)));
+                scale_out(&mut spec);
+                replicated = true;
+            }
+            Op::Depthwise(_) | Op::Separable(_) => {
+                if !replicated {
+                    return fail(
+                        "the first layer with weights must be a standard conv or pointwise \
+                         (a depthwise layer cannot give each member its own channels)",
+                    );
+                }
+                let prefix = if matches!(layer.op, Op::Separable(_)) {
+                    format!("{n}.depthwise")
+                } else {
+                    n.to_string()
+                };
+                for t in ["weight", "bias"] {
+                    let name = format!("{prefix}.{t}");
+                    merged.tensors.insert(name.clone(), stacked(&get(&name)));
+                }
+                if matches!(layer.op, Op::Separable(_)) {
+                    let (w, b) = (
+                        format!("{n}.pointwise.weight"),
+                        format!("{n}.pointwise.bias"),
+                    );
+                    merged.tensors.insert(w.clone(), block_diagonal(&get(&w)));
+                    merged.tensors.insert(b.clone(), stacked(&get(&b)));
+                    scale_out(&mut spec);
+                }
+            }
+            Op::Flatten(s) if replicated && s.width > 1 => {
+                return fail("flatten of a frame wider than 1 would interleave the members");
+            }
+            Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => {}
+        }
+    }
+    Network::from_spec_and_tensors(spec, &merged)
+}
