@@ -8,13 +8,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
     /// The file could not be opened or read (permissions, missing file, I/O failure).
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (in the message, not a `source()`: a printed error chain
+        /// says it once).
+        error: std::io::Error,
     },
     /// The bytes are not a RIFF/WAVE file, or its header is malformed.
     #[error("{path}: not a valid WAV file: {reason}")]

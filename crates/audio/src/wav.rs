@@ -71,7 +71,10 @@ fn hound_err(path: &Path, e: hound::Error) -> AudioError {
                     reason: "file ends inside the header".into(),
                 }
             } else {
-                AudioError::Io { path, source }
+                AudioError::Io {
+                    path,
+                    error: source,
+                }
             }
         }
         hound::Error::FormatError(m)
@@ -102,7 +105,7 @@ impl WavBlockReader {
     pub fn open(path: &Path) -> Result<Self, AudioError> {
         let file = File::open(path).map_err(|source| AudioError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| hound_err(path, e))?;
         let spec = reader.spec();
@@ -255,7 +258,7 @@ pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), AudioError> {
     let file_len = std::fs::metadata(path)
         .map_err(|source| AudioError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?
         .len();
     let cap = info.frames.min(file_len / bytes_per_frame.max(1));

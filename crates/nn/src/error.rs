@@ -5,11 +5,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong loading or building a model.
 #[derive(Debug, thiserror::Error)]
 pub enum NnError {
-    #[error("{path}: cannot read: {source}")]
+    /// The io error is part of the message (not a `source()`, so a printed error chain says
+    /// it once).
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not a valid model spec: {message}")]
     SpecSyntax { path: PathBuf, message: String },

@@ -114,7 +114,7 @@ impl ModelSpec {
     pub fn load(path: &Path) -> Result<Self, NnError> {
         let text = std::fs::read_to_string(path).map_err(|source| NnError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         Self::from_toml_str_named(&text, path)
     }
@@ -128,7 +128,7 @@ impl ModelSpec {
     pub fn save(&self, path: &Path) -> Result<(), NnError> {
         std::fs::write(path, self.to_toml_string()).map_err(|source| NnError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })
     }
 

@@ -58,7 +58,7 @@ impl Weights {
     pub fn load(path: &Path) -> Result<Self, NnError> {
         let bytes = std::fs::read(path).map_err(|source| NnError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         Self::from_safetensors(&bytes, path)
     }
@@ -88,7 +88,7 @@ impl Weights {
     pub fn save(&self, path: &Path) -> Result<(), NnError> {
         std::fs::write(path, self.to_safetensors()).map_err(|source| NnError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })
     }
 

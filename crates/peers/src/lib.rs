@@ -30,10 +30,10 @@ pub enum PeerError {
     Candle(#[from] candle_core::Error),
     #[error("tract: {0}")]
     Tract(String),
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Io {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

@@ -326,6 +326,6 @@ pub fn save_onnx(model: &pb::ModelProto, path: &std::path::Path) -> Result<(), P
     use prost::Message;
     std::fs::write(path, model.encode_to_vec()).map_err(|source| PeerError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong while loading data, training or exporting.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("data: {0}")]
     Data(String),
@@ -37,7 +37,7 @@ impl TrainError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         TrainError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 }

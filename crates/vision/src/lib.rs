@@ -73,12 +73,12 @@ pub enum VisionError {
         path: PathBuf,
     },
     /// A file system error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (in the message, not a `source()`).
+        error: std::io::Error,
     },
     /// The network engine refused something (spec, weights, shapes).
     #[error(transparent)]

@@ -81,13 +81,13 @@ impl ImageSequence {
     pub fn from_dir(dir: &Path, frame_rate: f64) -> Result<Self, VisionError> {
         let rd = std::fs::read_dir(dir).map_err(|source| VisionError::Io {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })?;
         let mut paths = Vec::new();
         for e in rd {
             let e = e.map_err(|source| VisionError::Io {
                 path: dir.to_path_buf(),
-                source,
+                error: source,
             })?;
             let p = e.path();
             let ext = p
