@@ -55,6 +55,17 @@ pub struct Args {
     /// with a shuffled copy of itself, targets blended the same way.
     #[arg(long, default_value_t = 0.0)]
     mixup: f64,
+    /// Distil from this trained model (spec + weights, e.g. a `sepstream ensemble` of models
+    /// trained on the same split): its softened posteriors on every augmented clip are a second
+    /// target.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Weight of the teacher's target (the label keeps 1 - this).
+    #[arg(long, default_value_t = 0.5, requires = "teacher")]
+    distill: f64,
+    /// Temperature that softens the teacher's and the student's posteriors for distillation.
+    #[arg(long, default_value_t = 2.0, requires = "teacher")]
+    temperature: f64,
     /// Augmentation settings as a TOML file (fields of sepstream_train::augment::AugmentConfig;
     /// missing fields keep their defaults), e.g. configs/augment_kws.toml (the shipped model's).
     #[arg(long, conflicts_with = "no_augment")]
@@ -100,6 +111,14 @@ impl Args {
             self.mixup,
             self.val_percent
         );
+        if let Some(t) = &self.teacher {
+            s += &format!(
+                " --teacher {} --distill {} --temperature {}",
+                t.display(),
+                self.distill,
+                self.temperature
+            );
+        }
         if let Some(k) = self.split_seed {
             s += &format!(" --split-seed {k}");
         }
@@ -144,6 +163,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.mixup >= 0.0 && args.mixup.is_finite()) {
         anyhow::bail!("--mixup {}: alpha must be at least 0 (0 = off)", args.mixup);
     }
+    if !(0.0..=1.0).contains(&args.distill) {
+        anyhow::bail!("--distill {}: must be between 0 and 1", args.distill);
+    }
+    if !(args.temperature > 0.0 && args.temperature.is_finite()) {
+        anyhow::bail!("--temperature {}: must be above 0", args.temperature);
+    }
     let augment = match (&args.augment, args.no_augment) {
         (_, true) => AugmentConfig::none(),
         (Some(p), false) => {
@@ -166,6 +191,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         label_smoothing: args.label_smoothing,
         ema: args.ema,
         mixup: args.mixup,
+        teacher: args.teacher.clone(),
+        distill: args.distill,
+        temperature: args.temperature,
         augment,
         extra: args.extra.clone(),
         max_clips: args.max_clips,

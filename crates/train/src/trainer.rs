@@ -34,6 +34,13 @@ pub struct TrainConfig {
     /// Beta(alpha, alpha) (folded to at least 0.5), and the loss blends the two targets the
     /// same way (0 = off).
     pub mixup: f64,
+    /// Knowledge distillation: a trained model (spec + weights, e.g. an ensemble from
+    /// `sepstream ensemble`) whose posteriors on each augmented training clip, softened by
+    /// `temperature`, are a second target with weight `distill` (the label keeps `1 - distill`).
+    /// Its front end must be this run's (the same split gives the same feature statistics).
+    pub teacher: Option<PathBuf>,
+    pub distill: f64,
+    pub temperature: f64,
     pub seed: u64,
     /// Seed of the speaker split alone (`None`: `seed`), so models trained with different seeds
     /// can share one split, e.g. the members of an ensemble.
@@ -64,6 +71,9 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             ema: 0.0,
             mixup: 0.0,
+            teacher: None,
+            distill: 0.5,
+            temperature: 2.0,
             seed: 1,
             split_seed: None,
             val_percent: 20,
@@ -313,6 +323,15 @@ pub fn train(
     let (mean, std) = feature_stats(&fe, &train_clips[..n_train]);
     fe.mean = Some(mean);
     fe.std = Some(std);
+    let teacher = match &cfg.teacher {
+        Some(p) => Some(load_teacher(p, &fe, template)?),
+        None => None,
+    };
+    if teacher.is_some() && cfg.mixup > 0.0 {
+        return Err(TrainError::Spec(
+            "a teacher and mixup together are not supported".into(),
+        ));
+    }
     let val_feats = clean_features(&fe, &val_clips, 0);
     let val_labels: Vec<usize> = val_clips.iter().map(|c| c.clip.label).collect();
     log(&format!(
@@ -380,6 +399,9 @@ pub fn train(
     'epochs: while epoch < epochs_used {
         let t0 = Instant::now();
         let feats = epoch_features(&fe, &train_clips, &noise, cfg, epoch, ctx);
+        let soft_targets = teacher
+            .as_ref()
+            .map(|t| teacher_targets(t, &feats, cfg.temperature));
         let mut order: Vec<usize> = (0..train_clips.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
             cfg.seed ^ ((epoch as u64) << 32),
@@ -421,6 +443,18 @@ pub fn train(
                 None => {
                     let logits = model.forward(&x, true)?;
                     let loss = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
+                    let loss = match &soft_targets {
+                        Some(q) => {
+                            let n = q[0].len();
+                            let flat: Vec<f32> =
+                                idx.iter().flat_map(|&i| q[i].iter().copied()).collect();
+                            let q = Tensor::from_vec(flat, (idx.len(), n), model.device())?;
+                            let t = cfg.temperature;
+                            let kd = soft_cross_entropy(&(&logits / t)?, &q)?;
+                            ((loss * (1.0 - cfg.distill))? + (kd * (cfg.distill * t * t))?)?
+                        }
+                        None => loss,
+                    };
                     (logits, loss)
                 }
             };
@@ -515,6 +549,69 @@ fn smoothed_cross_entropy(logits: &Tensor, y: &Tensor, eps: f64) -> candle_core:
     let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let uniform = logp.mean(D::Minus1)?.mean_all()?.neg()?;
     (ce * (1.0 - eps))? + (uniform * eps)?
+}
+
+/// Cross-entropy of `logits` against soft targets `q` (rows summing to 1), batch mean.
+fn soft_cross_entropy(logits: &Tensor, q: &Tensor) -> candle_core::Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    (q * logp)?.sum(D::Minus1)?.mean_all()?.neg()
+}
+
+/// Loads a teacher model and checks it reads this run's features and gives its labels.
+fn load_teacher(
+    path: &Path,
+    fe: &FrontendConfig,
+    template: &ModelSpec,
+) -> Result<sepstream_nn::Network, TrainError> {
+    let net = sepstream_nn::Network::load(path)?;
+    let (tfe, _) = crate::evaluate::configs(&net)?;
+    if &tfe != fe {
+        return Err(TrainError::Spec(format!(
+            "teacher {}: its [frontend] differs from this run's (train it on the same split, with the same front end)",
+            path.display()
+        )));
+    }
+    let n = dataset::labels().len();
+    if net.output_shape().len() != n || net.input_shape().len() != fe.feature_len() {
+        return Err(TrainError::Spec(format!(
+            "teacher {}: reads {} values a frame and gives {}; this run needs {} and {n} ({})",
+            path.display(),
+            net.input_shape().len(),
+            net.output_shape().len(),
+            fe.feature_len(),
+            template.name
+        )));
+    }
+    Ok(net)
+}
+
+/// The teacher's last posterior on every clip (streamed from a reset state, as `eval` does),
+/// softened: `softmax(ln p / temperature)`.
+fn teacher_targets(
+    teacher: &sepstream_nn::Network,
+    feats: &[Vec<f32>],
+    temperature: f64,
+) -> Vec<Vec<f32>> {
+    let f = teacher.input_shape().len();
+    feats
+        .par_iter()
+        .map_init(
+            || teacher.new_state(),
+            |st, x| {
+                st.reset();
+                let mut last = vec![0.0; teacher.output_shape().len()];
+                teacher.step_many(st, x, |o| last.copy_from_slice(o));
+                debug_assert_eq!(x.len() % f, 0);
+                let logits: Vec<f64> = last
+                    .iter()
+                    .map(|p| f64::from(p.max(1e-30)).ln() / temperature)
+                    .collect();
+                let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+                logits.iter().map(|l| ((l - m).exp() / z) as f32).collect()
+            },
+        )
+        .collect()
 }
 
 /// One epoch of augmented training features, each `context + clip` frames long.
