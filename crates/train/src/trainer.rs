@@ -394,7 +394,7 @@ pub fn train(
     } else {
         None
     };
-    let mut mix_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6d69_7875_70);
+    let mut mix_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006d_6978_7570);
     let mut epoch = 0;
     'epochs: while epoch < epochs_used {
         let t0 = Instant::now();
