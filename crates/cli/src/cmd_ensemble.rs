@@ -31,13 +31,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<_>>()?;
     let merged = sepstream_nn::ensemble::merge(&members).context("merging the members")?;
     let mut spec = merged.spec().clone();
-    let weights_rel = args.weights.clone().unwrap_or_else(|| {
-        let stem = args
-            .out
-            .file_stem()
-            .map_or_else(|| spec.name.clone(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from(format!("../assets/{stem}.safetensors"))
-    });
+    let weights_rel = args
+        .weights
+        .clone()
+        .unwrap_or_else(|| crate::default_weights_path(&args.out, &spec.name));
     let provenance: Vec<String> = args
         .members
         .iter()

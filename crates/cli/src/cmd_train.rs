@@ -239,13 +239,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let out = args.out.clone();
-    let weights = args.weights.clone().unwrap_or_else(|| {
-        let stem = out.file_stem().map_or_else(
-            || template.name.clone(),
-            |s| s.to_string_lossy().into_owned(),
-        );
-        PathBuf::from(format!("../assets/{stem}.safetensors"))
-    });
+    let weights = args
+        .weights
+        .clone()
+        .unwrap_or_else(|| crate::default_weights_path(&out, &template.name));
     let provenance = format!(
         "trained by `sepstream train {}`: validation accuracy {:.4} on {} clips of {} held-out speakers ({}% speaker split, seed {})",
         args.command_line(r.epochs_used),

@@ -47,6 +47,15 @@ enum Command {
     Robot(cmd_robot::Args),
 }
 
+/// Where a written model's weights go by default, relative to its spec `out`:
+/// `../assets/<out file name>.safetensors` (`name` when `out` has no file name).
+fn default_weights_path(out: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned());
+    std::path::PathBuf::from(format!("../assets/{stem}.safetensors"))
+}
+
 fn main() -> std::process::ExitCode {
     // Output piped into `head` and the like: end quietly when the reader goes away, as Unix
     // tools do, instead of panicking on the next print.

@@ -149,54 +149,25 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
     spec.weights = None;
     spec.provenance = None;
     let mut merged = Weights::default();
+    let fail = |layer: &str, what: &str| {
+        Err(NnError::InvalidLayer {
+            layer: layer.to_string(),
+            reason: format!("ensemble: {what}"),
+        })
+    };
     // Whether the frames between layers hold K member blocks (after the first weighted layer).
     let mut replicated = false;
-    for (i, layer) in first.layers().iter().enumerate() {
+    // Every layer before the last weighted one gives each member its own channels; the layers
+    // after it have no weights and stay as they are.
+    for (i, layer) in first.layers()[..last_weighted].iter().enumerate() {
         let n = layer.name.as_str();
-        let fail = |what: &str| {
-            Err(NnError::InvalidLayer {
-                layer: n.to_string(),
-                reason: format!("ensemble: {what}"),
-            })
-        };
-        let scale_out = |spec: &mut ModelSpec| {
+        let mut scale_out = || {
             if let Some(c) = spec.layers[i].out_channels.as_mut() {
                 *c *= k;
             }
         };
-        if i == last_weighted {
-            if !replicated {
-                return fail("a model with a single weighted layer is a linear model: average its weights instead");
-            }
-            let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
-            match &layer.op {
-                Op::Dense(d) if d.activation == crate::Activation::Identity => {
-                    merged
-                        .tensors
-                        .insert(w.clone(), averaged_columns(&get(&w), d.input.width));
-                }
-                Op::Pointwise(p) if p.activation == crate::Activation::Identity => {
-                    // Applied at every width position alike: columns are member channels.
-                    merged
-                        .tensors
-                        .insert(w.clone(), averaged_columns(&get(&w), 1));
-                }
-                _ => {
-                    return fail(
-                        "the last layer with weights must be dense or pointwise with no \
-                         activation (the logits are averaged)",
-                    )
-                }
-            }
-            merged.tensors.insert(b.clone(), mean(&get(&b)));
-            replicated = false;
-            continue;
-        }
-        if i > last_weighted {
-            continue;
-        }
         match &layer.op {
-            Op::Dense(_) => return fail("dense layers before the last one are not merged"),
+            Op::Dense(_) => return fail(n, "dense layers before the last one are not merged"),
             Op::Conv(_) | Op::Pointwise(_) => {
                 let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
                 let wt = if replicated {
@@ -205,41 +176,75 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
                     stacked(&get(&w))
                 };
                 merged.tensors.insert(w, wt);
-                merged.tensors.insert(b.clone(), stacked(&get(&b)));
-                scale_out(&mut spec);
+                let bt = stacked(&get(&b));
+                merged.tensors.insert(b, bt);
+                scale_out();
                 replicated = true;
             }
             Op::Depthwise(_) | Op::Separable(_) => {
                 if !replicated {
                     return fail(
+                        n,
                         "the first layer with weights must be a standard conv or pointwise \
                          (a depthwise layer cannot give each member its own channels)",
                     );
                 }
-                let prefix = if matches!(layer.op, Op::Separable(_)) {
+                let separable = matches!(layer.op, Op::Separable(_));
+                let prefix = if separable {
                     format!("{n}.depthwise")
                 } else {
                     n.to_string()
                 };
                 for t in ["weight", "bias"] {
                     let name = format!("{prefix}.{t}");
-                    merged.tensors.insert(name.clone(), stacked(&get(&name)));
+                    let st = stacked(&get(&name));
+                    merged.tensors.insert(name, st);
                 }
-                if matches!(layer.op, Op::Separable(_)) {
+                if separable {
                     let (w, b) = (
                         format!("{n}.pointwise.weight"),
                         format!("{n}.pointwise.bias"),
                     );
-                    merged.tensors.insert(w.clone(), block_diagonal(&get(&w)));
-                    merged.tensors.insert(b.clone(), stacked(&get(&b)));
-                    scale_out(&mut spec);
+                    let (wt, bt) = (block_diagonal(&get(&w)), stacked(&get(&b)));
+                    merged.tensors.insert(w, wt);
+                    merged.tensors.insert(b, bt);
+                    scale_out();
                 }
             }
             Op::Flatten(s) if replicated && s.width > 1 => {
-                return fail("flatten of a frame wider than 1 would interleave the members");
+                return fail(
+                    n,
+                    "flatten of a frame wider than 1 would interleave the members",
+                );
             }
             Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => {}
         }
     }
+
+    // The last weighted layer reads every member's block and outputs their mean.
+    let layer = &first.layers()[last_weighted];
+    let n = layer.name.as_str();
+    if !replicated {
+        return fail(
+            n,
+            "a model with a single weighted layer is a linear model: average its weights instead",
+        );
+    }
+    let width = match &layer.op {
+        Op::Dense(d) if d.activation == crate::Activation::Identity => d.input.width,
+        // Applied at every width position alike: its columns are member channels.
+        Op::Pointwise(p) if p.activation == crate::Activation::Identity => 1,
+        _ => {
+            return fail(
+                n,
+                "the last layer with weights must be dense or pointwise with no activation \
+                 (the logits are averaged)",
+            )
+        }
+    };
+    let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
+    let (wt, bt) = (averaged_columns(&get(&w), width), mean(&get(&b)));
+    merged.tensors.insert(w, wt);
+    merged.tensors.insert(b, bt);
     Network::from_spec_and_tensors(spec, &merged)
 }
