@@ -105,14 +105,10 @@ pub fn compose_parts(
             pointwise_in: pointwise.input.channels,
         });
     }
-    let weight = khatri_rao(
-        &pointwise.weight,
-        &depthwise.weight,
-        c_out,
-        c_in,
-        g.k_t * g.k_w,
-    );
-    let bias = composed_bias(&pointwise.weight, &depthwise.bias, &pointwise.bias);
+    // A grouped pointwise composes like the dense matrix with zeros between its groups.
+    let pw_weight = pointwise.dense_weight();
+    let weight = khatri_rao(&pw_weight, &depthwise.weight, c_out, c_in, g.k_t * g.k_w);
+    let bias = composed_bias(&pw_weight, &depthwise.bias, &pointwise.bias);
     Ok(Conv::new(
         g.clone(),
         c_out,

@@ -168,12 +168,13 @@ fn weights_and_flops(layer: &Layer) -> (usize, u64) {
             (w, w * g.out_width)
         }
         Op::Pointwise(p) => {
-            let w = p.input.channels * p.out_channels;
+            let w = p.input.channels * p.out_channels / p.groups;
             (w, w * p.input.width)
         }
         Op::Separable(s) => {
             let g = &s.depthwise.geom;
-            let w = g.k_t * g.k_w * g.input.channels + g.input.channels * s.pointwise.out_channels;
+            let w = g.k_t * g.k_w * g.input.channels
+                + g.input.channels * s.pointwise.out_channels / s.pointwise.groups;
             (w, w * g.out_width)
         }
         Op::Dense(d) => {
@@ -218,6 +219,8 @@ pub fn model_cost(net: &Network) -> ModelCost {
                 );
                 (Some(ConvForm::Standard), Some(cmp), None)
             }
+            // A grouped separable layer is no factorization of one standard conv.
+            Op::Separable(s) if s.pointwise.groups > 1 => (Some(ConvForm::Separable), None, None),
             Op::Separable(s) => {
                 let g = &s.depthwise.geom;
                 let cmp = SeparableComparison::new(

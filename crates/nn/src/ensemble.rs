@@ -2,13 +2,14 @@
 //!
 //! Every member reads the same input frame. The first layer with weights (a standard conv, a
 //! pointwise or a dense layer) is stacked along its output channels, so member `m` owns channels
-//! `m*C .. (m+1)*C` of every frame after it; later convolutions are block-diagonal (a depthwise
-//! layer is stacked, since it is per channel anyway); the last layer with weights (dense or
+//! `m*C .. (m+1)*C` of every frame after it; later pointwise mixing (a pointwise layer or the
+//! pointwise half of a separable one) becomes grouped, K times the member's groups, so member m
+//! mixes only its own channels; a depthwise layer is stacked (it is per channel anyway); a later
+//! standard conv is block-diagonal (zeros and all). The last layer with weights (dense or
 //! pointwise, identity activation) takes every member's block with its weights divided by K and
 //! the mean of the biases, so it outputs the mean of the members' outputs. Layers after it (the
 //! softmax) are shared. The merged network streams like any other: same strides, receptive field
-//! and delay, K times the state, and block-diagonal pointwise weights (their zeros are counted in
-//! the FLOPs, as the engine multiplies them).
+//! and delay, K times the state, and K times the members' weights and FLOPs.
 
 use crate::error::NnError;
 use crate::layers::Op;
@@ -161,24 +162,32 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
     // after it have no weights and stay as they are.
     for (i, layer) in first.layers()[..last_weighted].iter().enumerate() {
         let n = layer.name.as_str();
-        let mut scale_out = || {
-            if let Some(c) = spec.layers[i].out_channels.as_mut() {
+        // K times the channels; a pointwise half mixing member blocks gets K times the groups.
+        let mut scale_out = |groups: Option<usize>| {
+            let ls = &mut spec.layers[i];
+            if let Some(c) = ls.out_channels.as_mut() {
                 *c *= k;
+            }
+            if let Some(g) = groups {
+                ls.groups = Some(g * k);
             }
         };
         match &layer.op {
             Op::Dense(_) => return fail(n, "dense layers before the last one are not merged"),
             Op::Conv(_) | Op::Pointwise(_) => {
                 let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
-                let wt = if replicated {
-                    block_diagonal(&get(&w))
-                } else {
-                    stacked(&get(&w))
+                let (wt, groups) = match &layer.op {
+                    Op::Pointwise(p) if replicated => (stacked(&get(&w)), Some(p.groups)),
+                    Op::Pointwise(p) if p.groups > 1 => {
+                        return fail(n, "a grouped pointwise cannot be the first weighted layer")
+                    }
+                    _ if replicated => (block_diagonal(&get(&w)), None),
+                    _ => (stacked(&get(&w)), None),
                 };
                 merged.tensors.insert(w, wt);
                 let bt = stacked(&get(&b));
                 merged.tensors.insert(b, bt);
-                scale_out();
+                scale_out(groups);
                 replicated = true;
             }
             Op::Depthwise(_) | Op::Separable(_) => {
@@ -200,15 +209,15 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
                     let st = stacked(&get(&name));
                     merged.tensors.insert(name, st);
                 }
-                if separable {
+                if let Op::Separable(s) = &layer.op {
                     let (w, b) = (
                         format!("{n}.pointwise.weight"),
                         format!("{n}.pointwise.bias"),
                     );
-                    let (wt, bt) = (block_diagonal(&get(&w)), stacked(&get(&b)));
+                    let (wt, bt) = (stacked(&get(&w)), stacked(&get(&b)));
                     merged.tensors.insert(w, wt);
                     merged.tensors.insert(b, bt);
-                    scale_out();
+                    scale_out(Some(s.pointwise.groups));
                 }
             }
             Op::Flatten(s) if replicated && s.width > 1 => {

@@ -300,7 +300,7 @@ fn insert_depthwise(w: &mut Weights, name: &str, kind: &str, d: &Depthwise) {
 fn insert_pointwise(w: &mut Weights, name: &str, p: &Pointwise) {
     w.insert(
         format!("{name}.weight"),
-        vec![p.out_channels, p.input.channels],
+        vec![p.out_channels, p.input.channels / p.groups],
         p.weight.to_vec(),
     );
     w.insert(
@@ -321,6 +321,7 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
         ("centered", ls.centered.is_some()),
         ("frames", ls.frames.is_some()),
         ("units", ls.units.is_some()),
+        ("groups", ls.groups.is_some()),
     ];
     let (allowed, required): (&[&str], &[&str]) = match ls.kind.as_str() {
         "conv1d" | "conv2d" | "separable1d" | "separable2d" => (
@@ -331,6 +332,7 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
                 "dilation",
                 "activation",
                 "centered",
+                "groups",
             ],
             &["out_channels", "kernel"],
         ),
@@ -338,7 +340,7 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
             &["kernel", "stride", "dilation", "activation", "centered"],
             &["kernel"],
         ),
-        "pointwise" => (&["out_channels", "activation"], &["out_channels"]),
+        "pointwise" => (&["out_channels", "activation", "groups"], &["out_channels"]),
         "dense" => (&["units", "activation"], &["units"]),
         "avgpool" => (&["frames"], &["frames"]),
         "relu" | "relu6" | "identity" | "softmax" | "flatten" => (&[], &[]),
@@ -457,13 +459,21 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
             }
             "pointwise" => {
                 let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
-                Op::Pointwise(pointwise(src, n, n, shape, co, act)?)
+                Op::Pointwise(pointwise(src, n, n, shape, co, ls.groups, act)?)
             }
             "separable1d" | "separable2d" => {
                 let g = geometry(n, ls, shape)?;
                 let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
                 let dw = depthwise(src, n, &format!("{n}.depthwise"), &ls.kind, g, act)?;
-                let pw = pointwise(src, n, &format!("{n}.pointwise"), dw.output(), co, act)?;
+                let pw = pointwise(
+                    src,
+                    n,
+                    &format!("{n}.pointwise"),
+                    dw.output(),
+                    co,
+                    ls.groups,
+                    act,
+                )?;
                 Op::Separable(Separable {
                     depthwise: dw,
                     pointwise: pw,
@@ -529,11 +539,27 @@ fn pointwise(
     prefix: &str,
     input: FrameShape,
     co: usize,
+    groups: Option<usize>,
     act: Activation,
 ) -> Result<Pointwise, NnError> {
-    let w = src.tensor(layer, &format!("{prefix}.weight"), &[co, input.channels])?;
+    let groups = positive(layer, "groups", groups.unwrap_or(1))?;
+    if !input.channels.is_multiple_of(groups) || !co.is_multiple_of(groups) {
+        return Err(NnError::InvalidLayer {
+            layer: layer.to_string(),
+            reason: format!(
+                "groups = {groups} must divide both the {} input channels and the {co} output \
+                 channels",
+                input.channels
+            ),
+        });
+    }
+    let w = src.tensor(
+        layer,
+        &format!("{prefix}.weight"),
+        &[co, input.channels / groups],
+    )?;
     let b = src.tensor(layer, &format!("{prefix}.bias"), &[co])?;
-    Ok(Pointwise::new(input, co, w, b, act))
+    Ok(Pointwise::grouped(input, co, groups, w, b, act))
 }
 
 /// A network is shared across threads; a state moves to the thread that streams through it.

@@ -90,6 +90,10 @@ pub struct LayerSpec {
     /// dense: number of outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<usize>,
+    /// pointwise and the pointwise half of separable1d/2d: channel groups (default 1); output
+    /// group g mixes only input group g, and the weight is [C_out, C_in / groups].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
 }
 
 /// Every layer kind the spec accepts.
@@ -186,6 +190,10 @@ impl LayerSpec {
     }
     pub fn units(mut self, n: usize) -> Self {
         self.units = Some(n);
+        self
+    }
+    pub fn groups(mut self, n: usize) -> Self {
+        self.groups = Some(n);
         self
     }
 }

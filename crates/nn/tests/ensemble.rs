@@ -1,6 +1,7 @@
 //! An ensemble merged into one network outputs the softmax of the members' mean logits, offline
 //! and streaming; members that do not fit together are refused with the reason.
 
+use sepstream_nn::cost::model_cost;
 use sepstream_nn::ensemble::merge;
 use sepstream_nn::{ModelSpec, Network};
 
@@ -117,6 +118,22 @@ fn check(text: &str, k: usize) {
     assert_eq!(merged.output_shape(), members[0].output_shape());
     assert_eq!(merged.time_stride(), members[0].time_stride());
     assert_eq!(merged.receptive_field(), members[0].receptive_field());
+    // Grouped mixing: the merged network costs exactly K members, no block-diagonal zeros.
+    let (one, all) = (model_cost(&members[0]), model_cost(&merged));
+    assert_eq!(all.weights, k * one.weights, "{}: weights", spec.name);
+    assert_eq!(
+        all.flops_per_hop_peak,
+        k as u64 * one.flops_per_hop_peak,
+        "{}: FLOPs",
+        spec.name
+    );
+    for ls in merged.spec().layers.iter() {
+        if ls.kind.starts_with("separable")
+            || (ls.kind == "pointwise" && ls.name != Some("stem".into()))
+        {
+            assert_eq!(ls.groups, Some(k), "{}: groups of {:?}", spec.name, ls.name);
+        }
+    }
     let t = 37;
     let x = input(t, merged.input_shape().len());
     let want = expected(text, &members, &x, t);

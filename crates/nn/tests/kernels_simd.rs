@@ -70,6 +70,56 @@ fn pointwise_variants_equal_scalar_and_oracle_on_odd_sizes() {
     }
 }
 
+#[test]
+fn grouped_pointwise_equals_its_dense_matrix_in_every_variant() {
+    let mut rng = Lcg(7);
+    // (groups, input channels per group, output channels per group): group blocks that are
+    // and are not multiples of the 8-lane vectors, and the shipped ensemble's 5 x 64.
+    let cases = [
+        (2, 3, 5),
+        (3, 8, 8),
+        (4, 1, 9),
+        (5, 64, 64),
+        (2, 17, 24),
+        (1, 7, 7),
+    ];
+    for (n, &(groups, cig, cog)) in cases.iter().enumerate() {
+        for &w in &WIDTHS {
+            let (ci, co) = (groups * cig, groups * cog);
+            let act = ACTS[(n + w) % 3];
+            let input = FrameShape::new(w, ci);
+            let pw = Pointwise::grouped(input, co, groups, rng.vec(co * cig), rng.vec(co), act);
+            let dense = Pointwise::new(input, co, pw.dense_weight(), pw.bias.to_vec(), act);
+            // The dense matrix has zeros exactly off the group blocks.
+            let dw = pw.dense_weight();
+            for o in 0..co {
+                for i in 0..ci {
+                    if i / cig != o / cog {
+                        assert_eq!(dw[o * ci + i], 0.0, "off-block weight {o},{i}");
+                    }
+                }
+            }
+            let x = rng.vec(w * ci);
+            let mut reference = vec![f32::NAN; w * co];
+            dense.compute_with(Isa::Scalar, &x, &mut reference);
+            close(
+                &pw.forward(&x, 1),
+                &reference,
+                &format!("grouped oracle g{groups} w{w} {ci}->{co}"),
+            );
+            for isa in Isa::supported() {
+                let mut out = vec![f32::NAN; w * co];
+                pw.compute_with(isa, &x, &mut out);
+                close(
+                    &out,
+                    &reference,
+                    &format!("grouped {isa:?} g{groups} w{w} {ci}->{co}"),
+                );
+            }
+        }
+    }
+}
+
 /// Streams `frames` through a kernel with a history ring and checks every variant at every
 /// frame against the scalar reference; returns the scalar outputs (emitted on stride).
 fn run_variants(

@@ -220,3 +220,63 @@ out_channels = 4
     let err = Network::random(ModelSpec::from_toml_str(&bad).unwrap(), 1).unwrap_err();
     assert!(err.to_string().contains("takes no `frames`"), "{err}");
 }
+
+#[test]
+fn groups_split_the_pointwise_mixing_and_are_checked() {
+    let text = r#"
+name = "grouped"
+[input]
+width = 1
+channels = 6
+frame_rate = 100.0
+[[layers]]
+name = "sep"
+kind = "separable1d"
+out_channels = 4
+kernel = 3
+groups = 2
+[[layers]]
+name = "p"
+kind = "pointwise"
+out_channels = 6
+groups = 2
+"#;
+    let net = Network::random(ModelSpec::from_toml_str(text).unwrap(), 1).unwrap();
+    // depthwise 6*3 + 6, pointwise 4 x (6/2) + 4; then 6 x (4/2) + 6.
+    assert_eq!(net.layers()[0].params(), 6 * 3 + 6 + 4 * 3 + 4);
+    assert_eq!(net.layers()[1].params(), 6 * 2 + 6);
+    let w = net.weights();
+    assert_eq!(w.tensors["sep.pointwise.weight"].shape, vec![4, 3]);
+    assert_eq!(w.tensors["p.weight"].shape, vec![6, 2]);
+    // The weights file round-trips with the grouped shapes.
+    let again = Network::from_spec_and_tensors(net.spec().clone(), &w).unwrap();
+    let x: Vec<f32> = (0..6 * 5).map(|i| (i as f32 * 0.3).cos()).collect();
+    assert_eq!(again.forward(&x, 5), net.forward(&x, 5));
+
+    // Groups that do not divide a channel count name the layer and both counts.
+    let bad = text.replace(
+        "out_channels = 6\ngroups = 2",
+        "out_channels = 6\ngroups = 3",
+    );
+    let err = Network::random(ModelSpec::from_toml_str(&bad).unwrap(), 1).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains('p') && msg.contains("groups = 3") && msg.contains("4 input"),
+        "{msg}"
+    );
+    let zero = text.replace("groups = 2\n[[layers]]", "groups = 0\n[[layers]]");
+    let err = Network::random(ModelSpec::from_toml_str(&zero).unwrap(), 1).unwrap_err();
+    assert!(
+        err.to_string().contains("groups must be at least 1"),
+        "{err}"
+    );
+    // Weights of the ungrouped shape are refused with the expected one.
+    let mut full = w.clone();
+    full.insert("p.weight", vec![6, 4], vec![0.0; 24]);
+    let err = Network::from_spec_and_tensors(net.spec().clone(), &full).unwrap_err();
+    assert!(err.to_string().contains("[6, 4], expected [6, 2]"), "{err}");
+    // Kinds without channel mixing take no groups.
+    let dense = SMALL.replace("units = 4", "units = 4\ngroups = 2");
+    let err = Network::random(ModelSpec::from_toml_str(&dense).unwrap(), 1).unwrap_err();
+    assert!(err.to_string().contains("takes no `groups`"), "{err}");
+}

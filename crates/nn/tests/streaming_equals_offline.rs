@@ -3,8 +3,9 @@
 use proptest::prelude::*;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 
-/// One random layer; `two_d` picks the 2D kinds.
-fn layer_strategy(two_d: bool) -> impl Strategy<Value = LayerSpec> {
+/// One random layer, or a pointwise followed by a grouped pointwise or separable layer (the
+/// first makes the channel count divisible by the groups); `two_d` picks the 2D kinds.
+fn layer_strategy(two_d: bool) -> impl Strategy<Value = Vec<LayerSpec>> {
     let size = move |lo: usize, hi: usize| {
         if two_d {
             (lo..=hi, lo..=hi)
@@ -20,7 +21,7 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = LayerSpec> {
         Just(Activation::Relu6)
     ];
     let suffix = if two_d { "2d" } else { "1d" };
-    prop_oneof![
+    let single = prop_oneof![
         (1usize..=16, size(1, 7), size(1, 3), 1usize..=3, act.clone()).prop_map(
             move |(c, k, s, d, a)| LayerSpec::new(&format!("conv{suffix}"))
                 .out_channels(c)
@@ -57,6 +58,30 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = LayerSpec> {
         Just(LayerSpec::new("relu6")),
         Just(LayerSpec::new("flatten")),
     ]
+    .prop_map(|l| vec![l]);
+    let grouped = (
+        1usize..=4,
+        1usize..=4,
+        1usize..=4,
+        size(1, 5),
+        1usize..=2,
+        any::<bool>(),
+    )
+        .prop_map(move |(groups, a, b, k, d, separable)| {
+            let mix = if separable {
+                LayerSpec::new(&format!("separable{suffix}"))
+                    .kernel(k)
+                    .dilation(d)
+                    .activation(Activation::Relu)
+            } else {
+                LayerSpec::new("pointwise")
+            };
+            vec![
+                LayerSpec::new("pointwise").out_channels(groups * a),
+                mix.out_channels(groups * b).groups(groups),
+            ]
+        });
+    prop_oneof![4 => single, 1 => grouped]
 }
 
 fn model_strategy() -> impl Strategy<Value = ModelSpec> {
@@ -69,7 +94,8 @@ fn model_strategy() -> impl Strategy<Value = ModelSpec> {
             prop::option::of(1usize..=8),
             any::<bool>(),
         )
-            .prop_map(|(width, channels, mut layers, pool, dense, softmax)| {
+            .prop_map(|(width, channels, layers, pool, dense, softmax)| {
+                let mut layers: Vec<LayerSpec> = layers.into_iter().flatten().collect();
                 if let Some(frames) = pool {
                     layers.push(LayerSpec::new("avgpool").frames(frames));
                 }

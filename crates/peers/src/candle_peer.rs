@@ -98,8 +98,11 @@ fn depthwise(dev: &Device, l: &Layer, d: &Depthwise) -> Result<CandleLayer, Peer
 
 fn pointwise(dev: &Device, l: &Layer, p: &Pointwise) -> Result<CandleLayer, PeerError> {
     let g = ConvGeometry::new(p.input, (1, 1), (1, 1), 1, false);
-    let w = (&p.weight[..], (p.out_channels, p.input.channels, 1, 1));
-    conv_layer(dev, l, &g, w, &p.bias, 1, p.activation)
+    let w = (
+        &p.weight[..],
+        (p.out_channels, p.input.channels / p.groups, 1, 1),
+    );
+    conv_layer(dev, l, &g, w, &p.bias, p.groups, p.activation)
 }
 
 fn full_conv(dev: &Device, l: &Layer, c: &Conv) -> Result<CandleLayer, PeerError> {

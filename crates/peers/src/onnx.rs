@@ -316,9 +316,9 @@ fn depthwise(b: &mut Builder, name: &str, d: &sepstream_nn::layers::Depthwise) {
 }
 
 fn pointwise(b: &mut Builder, name: &str, p: &sepstream_nn::layers::Pointwise) {
-    let dims = [p.out_channels, p.input.channels, 1, 1];
+    let dims = [p.out_channels, p.input.channels / p.groups, 1, 1];
     let g = pointwise_geometry(p);
-    b.conv(name, &g, &p.weight, &dims, &p.bias, 1, p.activation);
+    b.conv(name, &g, &p.weight, &dims, &p.bias, p.groups, p.activation);
 }
 
 /// Writes an ONNX model to `path`.

@@ -227,7 +227,15 @@ impl Conv {
                     // `col_ptr` returns has `ci` readable values, `w` holds ci*co values and
                     // `out` out_width*co (asserted).
                     unsafe {
-                        avx2::mix(g.out_width, col_ptr, ci, w.as_ptr(), co, out.as_mut_ptr())
+                        avx2::mix(
+                            g.out_width,
+                            col_ptr,
+                            ci,
+                            w.as_ptr(),
+                            co,
+                            co,
+                            out.as_mut_ptr(),
+                        )
                     };
                 }
             }
@@ -415,19 +423,24 @@ impl Depthwise {
 }
 
 /// A 1x1 convolution: mixes channels at every width position, C_in -> C_out, with bias.
+/// With `groups` G > 1 the channels are split into G groups and output group g mixes only
+/// input group g (C_in/G -> C_out/G each): an ensemble's members side by side, for instance.
 #[derive(Clone, Debug)]
 pub struct Pointwise {
     pub input: FrameShape,
     pub out_channels: usize,
-    /// Reference layout [C_out][C_in], as stored in the weights file.
+    /// Channel groups (1: every output mixes every input).
+    pub groups: usize,
+    /// Reference layout [C_out][C_in / groups], as stored in the weights file.
     pub weight: Box<[f32]>,
     pub bias: Box<[f32]>,
     pub activation: Activation,
-    /// Packed [C_in][C_out].
+    /// Packed [group][C_in / groups][C_out / groups].
     packed: Box<[f32]>,
 }
 
 impl Pointwise {
+    /// A pointwise layer that mixes all channels (one group).
     pub fn new(
         input: FrameShape,
         out_channels: usize,
@@ -435,18 +448,37 @@ impl Pointwise {
         bias: Vec<f32>,
         activation: Activation,
     ) -> Self {
+        Self::grouped(input, out_channels, 1, weight, bias, activation)
+    }
+
+    /// A pointwise layer of `groups` channel groups; both channel counts must divide by it.
+    pub fn grouped(
+        input: FrameShape,
+        out_channels: usize,
+        groups: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        activation: Activation,
+    ) -> Self {
         let (ci, co) = (input.channels, out_channels);
-        assert_eq!(weight.len(), co * ci, "pointwise weight length");
+        assert!(
+            groups > 0 && ci % groups == 0 && co % groups == 0,
+            "pointwise groups divide both channel counts"
+        );
+        let (cig, cog) = (ci / groups, co / groups);
+        assert_eq!(weight.len(), co * cig, "pointwise weight length");
         assert_eq!(bias.len(), co, "pointwise bias length");
         let mut packed = vec![0.0; weight.len()];
         for o in 0..co {
-            for i in 0..ci {
-                packed[i * co + o] = weight[o * ci + i];
+            let (g, og) = (o / cog, o % cog);
+            for i in 0..cig {
+                packed[(g * cig + i) * cog + og] = weight[o * cig + i];
             }
         }
         Self {
             input,
             out_channels,
+            groups,
             weight: weight.into(),
             bias: bias.into(),
             activation,
@@ -456,6 +488,27 @@ impl Pointwise {
 
     pub fn output(&self) -> FrameShape {
         FrameShape::new(self.input.width, self.out_channels)
+    }
+
+    /// Input and output channels of one group.
+    fn group_channels(&self) -> (usize, usize) {
+        (
+            self.input.channels / self.groups,
+            self.out_channels / self.groups,
+        )
+    }
+
+    /// The weights as one [C_out][C_in] matrix, zeros between the groups.
+    pub fn dense_weight(&self) -> Vec<f32> {
+        let (ci, co) = (self.input.channels, self.out_channels);
+        let (cig, cog) = self.group_channels();
+        let mut w = vec![0.0; co * ci];
+        for o in 0..co {
+            let first = (o / cog) * cig;
+            w[o * ci + first..o * ci + first + cig]
+                .copy_from_slice(&self.weight[o * cig..(o + 1) * cig]);
+        }
+        w
     }
 
     /// One output frame (no allocation), with the fastest kernel this CPU supports.
@@ -475,19 +528,24 @@ impl Pointwise {
             for o in out.chunks_exact_mut(co) {
                 o.copy_from_slice(&self.bias);
             }
-            let x = input.as_ptr();
-            // SAFETY: AVX2 and FMA are supported (checked above); position p reads
-            // input[p*ci..][..ci], `packed` holds ci*co values and `out` width*co (asserted).
-            unsafe {
-                avx2::mix(
-                    self.input.width,
-                    |p| x.add(p * ci),
-                    ci,
-                    self.packed.as_ptr(),
-                    co,
-                    out.as_mut_ptr(),
-                )
-            };
+            let (cig, cog) = self.group_channels();
+            for g in 0..self.groups {
+                let x = input[g * cig..].as_ptr();
+                // SAFETY: AVX2 and FMA are supported (checked above); position p reads
+                // input[p*ci + g*cig..][..cig], the group's packed block holds cig*cog values
+                // and position p writes out[p*co + g*cog..][..cog] (lengths asserted).
+                unsafe {
+                    avx2::mix(
+                        self.input.width,
+                        |p| x.add(p * ci),
+                        cig,
+                        self.packed[g * cig * cog..].as_ptr(),
+                        cog,
+                        co,
+                        out[g * cog..].as_mut_ptr(),
+                    )
+                };
+            }
             self.activation.apply_slice(out);
             return;
         }
@@ -497,10 +555,17 @@ impl Pointwise {
 
     fn compute_scalar(&self, input: &[f32], out: &mut [f32]) {
         let (ci, co) = (self.input.channels, self.out_channels);
+        let (cig, cog) = self.group_channels();
         for (xin, o) in input.chunks_exact(ci).zip(out.chunks_exact_mut(co)) {
             o.copy_from_slice(&self.bias);
-            for (a, wrow) in xin.iter().zip(self.packed.chunks_exact(co)) {
-                axpy(o, *a, wrow);
+            for ((xg, og), wg) in xin
+                .chunks_exact(cig)
+                .zip(o.chunks_exact_mut(cog))
+                .zip(self.packed.chunks_exact(cig * cog))
+            {
+                for (a, wrow) in xg.iter().zip(wg.chunks_exact(cog)) {
+                    axpy(og, *a, wrow);
+                }
             }
         }
         self.activation.apply_slice(out);
@@ -509,12 +574,14 @@ impl Pointwise {
     /// Offline oracle over `t` frames.
     pub fn forward(&self, input: &[f32], t: usize) -> Vec<f32> {
         let (ci, co, w) = (self.input.channels, self.out_channels, self.input.width);
+        let (cig, cog) = self.group_channels();
         let mut out = vec![0.0; t * w * co];
         for pos in 0..t * w {
             for o in 0..co {
+                let first = (o / cog) * cig;
                 let mut acc = self.bias[o];
-                for i in 0..ci {
-                    acc += self.weight[o * ci + i] * input[pos * ci + i];
+                for i in 0..cig {
+                    acc += self.weight[o * cig + i] * input[pos * ci + first + i];
                 }
                 out[pos * co + o] = self.activation.apply(acc);
             }
@@ -590,13 +657,15 @@ mod avx2 {
         }
     }
 
-    /// Channel mixing over `n` positions: `out[p*co + o] += sum_i x(p)[i] * w[i*co + o]`.
+    /// Channel mixing over `n` positions: `out[p*stride + o] += sum_i x(p)[i] * w[i*co + o]`
+    /// for o < co (`stride` >= co: the output rows may be wider, e.g. one group of several).
     /// Register tiles of P positions x V vectors of 8 output channels (at least 8 independent
     /// accumulators to hide the FMA latency); output-channel blocks outermost, so a block of
     /// weights (ci x 8V values) stays in L1 while every position tile reuses it.
     ///
     /// # Safety
-    /// AVX2 + FMA; `x(p)` points at `ci` readable values for p < n; `w` at ci*co; `out` at n*co.
+    /// AVX2 + FMA; `x(p)` points at `ci` readable values for p < n; `w` at ci*co; `out` at
+    /// (n-1)*stride + co.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn mix(
@@ -605,25 +674,26 @@ mod avx2 {
         ci: usize,
         w: *const f32,
         co: usize,
+        stride: usize,
         out: *mut f32,
     ) {
         // SAFETY: forwarded from the caller; every tile stays inside 0..n.
         unsafe {
             match n {
                 0 => {}
-                1 => run::<1, 8>(0, 1, &x, ci, w, co, out),
-                2 => run::<2, 4>(0, 1, &x, ci, w, co, out),
-                3 => run::<3, 3>(0, 1, &x, ci, w, co, out),
-                5 => run::<5, 2>(0, 1, &x, ci, w, co, out),
-                6 => run::<6, 2>(0, 1, &x, ci, w, co, out),
+                1 => run::<1, 8>(0, 1, &x, ci, w, (co, stride), out),
+                2 => run::<2, 4>(0, 1, &x, ci, w, (co, stride), out),
+                3 => run::<3, 3>(0, 1, &x, ci, w, (co, stride), out),
+                5 => run::<5, 2>(0, 1, &x, ci, w, (co, stride), out),
+                6 => run::<6, 2>(0, 1, &x, ci, w, (co, stride), out),
                 _ => {
                     let tiles = n / 4;
-                    run::<4, 3>(0, tiles, &x, ci, w, co, out);
+                    run::<4, 3>(0, tiles, &x, ci, w, (co, stride), out);
                     let p = tiles * 4;
                     match n - p {
-                        3 => run::<3, 3>(p, 1, &x, ci, w, co, out),
-                        2 => run::<2, 4>(p, 1, &x, ci, w, co, out),
-                        1 => run::<1, 8>(p, 1, &x, ci, w, co, out),
+                        3 => run::<3, 3>(p, 1, &x, ci, w, (co, stride), out),
+                        2 => run::<2, 4>(p, 1, &x, ci, w, (co, stride), out),
+                        1 => run::<1, 8>(p, 1, &x, ci, w, (co, stride), out),
                         _ => {}
                     }
                 }
@@ -631,8 +701,8 @@ mod avx2 {
         }
     }
 
-    /// `tiles` tiles of `P` positions from `p0`, all output channels: blocks of `V` vectors,
-    /// then 2, then 1, then a scalar tail of `co % 8` channels.
+    /// `tiles` tiles of `P` positions from `p0`, all `co` output channels (rows `stride` apart):
+    /// blocks of `V` vectors, then 2, then 1, then a scalar tail of `co % 8` channels.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run<const P: usize, const V: usize>(
@@ -641,7 +711,7 @@ mod avx2 {
         x: &impl Fn(usize) -> *const f32,
         ci: usize,
         w: *const f32,
-        co: usize,
+        (co, stride): (usize, usize),
         out: *mut f32,
     ) {
         // SAFETY: as in `mix`.
@@ -649,7 +719,7 @@ mod avx2 {
             let tile_at = |t: usize, o: usize, v: usize| {
                 let p = p0 + t * P;
                 let xs: [*const f32; P] = std::array::from_fn(|k| x(p + k));
-                let outs: [*mut f32; P] = std::array::from_fn(|k| out.add((p + k) * co + o));
+                let outs: [*mut f32; P] = std::array::from_fn(|k| out.add((p + k) * stride + o));
                 match v {
                     1 => tile::<P, 1>(&xs, ci, w.add(o), co, outs),
                     2 => tile::<P, 2>(&xs, ci, w.add(o), co, outs),
@@ -678,7 +748,7 @@ mod avx2 {
             if o < co {
                 for p in p0..p0 + tiles * P {
                     let xp = x(p);
-                    let op = out.add(p * co);
+                    let op = out.add(p * stride);
                     for i in 0..ci {
                         let a = *xp.add(i);
                         let wr = w.add(i * co);
