@@ -7,7 +7,8 @@ use crate::error::AudioError;
 /// Decision settings, from a model spec's `[decision]` table (unknown keys are errors).
 ///
 /// Defaults: `smoothing = 0.3` s, `threshold = 0.6`, `release = 0.3`, `refractory = 1.0` s,
-/// `onset = 0.3`, `max_word = 1.0` s, `non_keywords = ["_silence_", "_unknown_"]`.
+/// `onset = 0.3`, `max_word = 1.0` s, `non_keywords = ["_silence_", "_unknown_"]`,
+/// `clip_tail = 0.0` s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecisionConfig {
@@ -28,6 +29,11 @@ pub struct DecisionConfig {
     pub max_word: f64,
     /// Labels that never fire (silence, unknown words, background).
     pub non_keywords: Vec<String>,
+    /// Classifying a one-word clip (training, `sepstream eval` per clip): the clip is followed
+    /// by this many seconds of silence and the posterior at the end of it is the answer, so a
+    /// causal model has heard the whole word, as it has in a stream when it decides (0 = the
+    /// posterior at the clip's last sample). Not used by the stream detector.
+    pub clip_tail: f64,
 }
 
 impl Default for DecisionConfig {
@@ -40,6 +46,7 @@ impl Default for DecisionConfig {
             onset: 0.3,
             max_word: 1.0,
             non_keywords: vec!["_silence_".into(), "_unknown_".into()],
+            clip_tail: 0.0,
         }
     }
 }
@@ -81,6 +88,9 @@ impl DecisionConfig {
         }
         if !(self.max_word.is_finite() && self.max_word >= 0.0) {
             return bad(format!("max_word = {}, expected >= 0 s", self.max_word));
+        }
+        if !(self.clip_tail.is_finite() && (0.0..=2.0).contains(&self.clip_tail)) {
+            return bad(format!("clip_tail = {}, expected 0..=2 s", self.clip_tail));
         }
         Ok(())
     }

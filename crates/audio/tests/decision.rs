@@ -92,6 +92,21 @@ fn release_above_threshold_is_rejected() {
 }
 
 #[test]
+fn clip_tail_is_read_and_checked() {
+    let t: toml::Table = "clip_tail = 0.2".parse().unwrap();
+    assert_eq!(DecisionConfig::from_table(&t).unwrap().clip_tail, 0.2);
+    assert_eq!(DecisionConfig::default().clip_tail, 0.0);
+    for bad in ["clip_tail = -0.1", "clip_tail = 2.5", "clip_tail = nan"] {
+        let t: toml::Table = bad.parse().unwrap();
+        let e = DecisionConfig::from_table(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("clip_tail") && e.contains("0..=2 s"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn bump_below_threshold_gives_none() {
     let cfg = DecisionConfig::default();
     assert!(run(&cfg, &sequence(3.0, &[(1.0, 0.8, 0.55)])).is_empty());

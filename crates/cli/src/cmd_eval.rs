@@ -36,6 +36,10 @@ pub struct Args {
     /// With --stream: the posterior smoothing window (s) instead of the spec's.
     #[arg(long)]
     smoothing: Option<f64>,
+    /// Per clip: seconds of silence after each clip before its posterior is read, instead of
+    /// the spec's `[decision] clip_tail` (0 = at the clip's last sample).
+    #[arg(long, conflicts_with = "stream")]
+    clip_tail: Option<f64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -94,11 +98,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let r = evaluate::eval_clips(&net, &clips)?;
+    let (_, spec_decision) = evaluate::configs(&net)?;
+    let tail = args.clip_tail.unwrap_or(spec_decision.clip_tail);
+    if !(tail.is_finite() && (0.0..=2.0).contains(&tail)) {
+        anyhow::bail!("--clip-tail {tail}: expected 0..=2 s");
+    }
+    let r = evaluate::eval_clips_with_tail(&net, &clips, tail)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("accuracy: {:.4} ({} clips)", r.accuracy, r.clips);
+        println!("each clip's posterior read {tail} s after its end (clip_tail)");
         println!("{:>10} {:>9} {:>9}", "label", "precision", "recall");
         for (i, l) in r.labels.iter().enumerate() {
             println!("{:>10} {:>9.4} {:>9.4}", l, r.precision[i], r.recall[i]);

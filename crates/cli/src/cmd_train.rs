@@ -55,6 +55,9 @@ pub struct Args {
     /// with a shuffled copy of itself, targets blended the same way.
     #[arg(long, default_value_t = 0.0)]
     mixup: f64,
+    /// Dropout probability on the pooled features while training (e.g. 0.2; 0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
     /// Distil from this trained model (spec + weights, e.g. a `sepstream ensemble` of models
     /// trained on the same split): its softened posteriors on every augmented clip are a second
     /// target.
@@ -101,7 +104,7 @@ impl Args {
         }
         s += &format!(
             " --epochs {epochs} --seed {} --batch-size {} --lr {} --weight-decay {} \
-             --label-smoothing {} --ema {} --mixup {} --val-percent {}",
+             --label-smoothing {} --ema {} --mixup {} --dropout {} --val-percent {}",
             self.seed,
             self.batch_size,
             self.lr,
@@ -109,6 +112,7 @@ impl Args {
             self.label_smoothing,
             self.ema,
             self.mixup,
+            self.dropout,
             self.val_percent
         );
         if let Some(t) = &self.teacher {
@@ -163,6 +167,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.mixup >= 0.0 && args.mixup.is_finite()) {
         anyhow::bail!("--mixup {}: alpha must be at least 0 (0 = off)", args.mixup);
     }
+    if !(0.0..1.0).contains(&args.dropout) {
+        anyhow::bail!(
+            "--dropout {}: the probability must be at least 0 (off) and below 1",
+            args.dropout
+        );
+    }
     if !(0.0..=1.0).contains(&args.distill) {
         anyhow::bail!("--distill {}: must be between 0 and 1", args.distill);
     }
@@ -191,6 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         label_smoothing: args.label_smoothing,
         ema: args.ema,
         mixup: args.mixup,
+        dropout: args.dropout,
         teacher: args.teacher.clone(),
         distill: args.distill,
         temperature: args.temperature,

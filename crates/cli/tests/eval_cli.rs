@@ -86,6 +86,38 @@ fn clip_report_adds_up_and_text_matches_json() {
 }
 
 #[test]
+fn clip_tail_comes_from_the_spec_and_can_be_overridden() {
+    if !ready() {
+        return;
+    }
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = eval(&[&["--limit", "120", "--json"], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    let spec = sepstream_nn::ModelSpec::load(&root().join("configs/kws.toml")).unwrap();
+    let spec_tail = spec.decision.as_ref().and_then(|d| d.get("clip_tail"));
+    let spec_tail = spec_tail.and_then(|v| v.as_float()).unwrap_or(0.0);
+    assert_eq!(json(&[])["clip_tail"].as_f64(), Some(spec_tail));
+    let at_end = json(&["--clip-tail", "0"]);
+    assert_eq!(at_end["clip_tail"].as_f64(), Some(0.0));
+    assert_eq!(at_end["clips"].as_u64(), json(&[])["clips"].as_u64());
+    for bad in [
+        &["--clip-tail", "3"][..],
+        &["--clip-tail", "0.2", "--stream"],
+    ] {
+        let out = eval(bad);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("clip-tail"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
 fn stream_report_is_well_formed() {
     if !ready() {
         return;

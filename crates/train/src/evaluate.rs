@@ -25,13 +25,14 @@ pub fn configs(net: &Network) -> Result<(FrontendConfig, DecisionConfig), TrainE
     Ok((fe, de))
 }
 
-/// Runs the streaming engine over `samples` (at `rate`) from a reset state; the posterior of the
-/// last output frame, or `None` if the clip is too short to give one.
+/// Runs the streaming engine over `samples` (at `rate`) from a reset state, then over `tail`
+/// seconds of silence; the posterior of the last output frame, or `None` if that gives none.
 pub fn classify_samples(
     net: &Network,
     fe: &FrontendConfig,
     samples: &[f32],
     rate: u32,
+    tail: f64,
 ) -> Result<Option<Vec<f32>>, TrainError> {
     let mut fs = FeatureStream::new(fe, rate).map_err(|e| TrainError::Data(e.to_string()))?;
     let mut st = net.new_state();
@@ -45,14 +46,22 @@ pub fn classify_samples(
         }
     };
     fs.push(samples, &mut on);
+    fs.push(&vec![0.0; tail_samples(tail, rate)], &mut on);
     fs.finish(&mut on);
     Ok(last)
+}
+
+/// Samples of silence in a clip tail of `tail` seconds at `rate`.
+pub fn tail_samples(tail: f64, rate: u32) -> usize {
+    (tail * f64::from(rate)).round() as usize
 }
 
 /// Per-clip results.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClipEval {
     pub labels: Vec<String>,
+    /// Seconds of silence after each clip before its posterior was read.
+    pub clip_tail: f64,
     pub clips: usize,
     pub accuracy: f64,
     /// confusion[true][predicted]
@@ -63,8 +72,19 @@ pub struct ClipEval {
     pub errors: Vec<(String, String)>,
 }
 
-/// Streams every clip through the engine and compares the last posterior's argmax with the label.
+/// Streams every clip through the engine, followed by the spec's `[decision] clip_tail` of
+/// silence, and compares the last posterior's argmax with the label.
 pub fn eval_clips(net: &Network, clips: &[Clip]) -> Result<ClipEval, TrainError> {
+    let (_, de) = configs(net)?;
+    eval_clips_with_tail(net, clips, de.clip_tail)
+}
+
+/// [`eval_clips`] with another clip tail (seconds of silence after each clip).
+pub fn eval_clips_with_tail(
+    net: &Network,
+    clips: &[Clip],
+    tail: f64,
+) -> Result<ClipEval, TrainError> {
     let (fe, _) = configs(net)?;
     let labels = net.spec().labels.clone();
     let n = labels.len();
@@ -73,7 +93,7 @@ pub fn eval_clips(net: &Network, clips: &[Clip]) -> Result<ClipEval, TrainError>
         .map(|c| {
             let err = |e: String| (c.path.display().to_string(), e);
             let (s, r) = sepstream_audio::read_wav(&c.path).map_err(|e| err(e.to_string()))?;
-            let p = classify_samples(net, &fe, &s, r).map_err(|e| err(e.to_string()))?;
+            let p = classify_samples(net, &fe, &s, r, tail).map_err(|e| err(e.to_string()))?;
             Ok(p.map(|v| argmax(&v)))
         })
         .collect();
@@ -116,6 +136,7 @@ pub fn eval_clips(net: &Network, clips: &[Clip]) -> Result<ClipEval, TrainError>
         .collect();
     Ok(ClipEval {
         labels,
+        clip_tail: tail,
         clips: counted,
         accuracy: correct as f64 / counted.max(1) as f64,
         confusion,

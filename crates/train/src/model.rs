@@ -235,6 +235,13 @@ impl KwsModel {
             if l.centered == Some(true) {
                 return Err(unsupported(i, "centered kernels are not trained here"));
             }
+            if l.groups.is_some_and(|g| g != 1) {
+                return Err(unsupported(
+                    i,
+                    "grouped pointwise layers are not trained here (they come from `sepstream \
+                     ensemble`; train the members)",
+                ));
+            }
             let two_d = l.kind.ends_with("2d");
             let geom = |l: &LayerSpec| -> Result<Geom, TrainError> {
                 let (kt, kw) = l
@@ -404,15 +411,27 @@ impl KwsModel {
     /// Logits (before any softmax layer) at the LAST frame of each sequence.
     /// `x`: [B, T, width, channels]. Returns [B, outputs].
     pub fn forward(&self, x: &Tensor, train: bool) -> CResult<Tensor> {
-        self.forward_inner(x, train, false)
+        self.forward_inner(x, train, false, None)
+    }
+
+    /// Training forward pass with dropout of probability `p` on the pooled features (the
+    /// input of the layers after the avgpool), drawn from `rng`; `p = 0` is `forward(x, true)`.
+    pub fn forward_dropout(&self, x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> CResult<Tensor> {
+        self.forward_inner(x, true, false, (p > 0.0).then_some((p, rng)))
     }
 
     /// Like [`forward`](Self::forward) but applies the spec's softmax too (inference output).
     pub fn forward_probs(&self, x: &Tensor) -> CResult<Tensor> {
-        self.forward_inner(x, false, true)
+        self.forward_inner(x, false, true, None)
     }
 
-    fn forward_inner(&self, x: &Tensor, train: bool, softmax: bool) -> CResult<Tensor> {
+    fn forward_inner(
+        &self,
+        x: &Tensor,
+        train: bool,
+        softmax: bool,
+        mut dropout: Option<(f64, &mut ChaCha8Rng)>,
+    ) -> CResult<Tensor> {
         let mut x = x.clone();
         for op in &self.ops {
             x = match op {
@@ -465,7 +484,25 @@ impl KwsModel {
                     let (_, t, w, _) = x.dims4()?;
                     let n = (*frames).min(t);
                     let s = x.narrow(1, t - n, n)?.sum_keepdim(1)?.sum_keepdim(2)?;
-                    (s / ((*frames * w) as f64))?
+                    let pooled = (s / ((*frames * w) as f64))?;
+                    match dropout.take() {
+                        Some((p, rng)) => {
+                            let (bsz, _, _, c) = pooled.dims4()?;
+                            let keep = 1.0 - p;
+                            let mask: Vec<f32> = (0..bsz * c)
+                                .map(|_| {
+                                    if rng.random::<f64>() < keep {
+                                        (1.0 / keep) as f32
+                                    } else {
+                                        0.0
+                                    }
+                                })
+                                .collect();
+                            let mask = Tensor::from_vec(mask, (bsz, 1, 1, c), pooled.device())?;
+                            (pooled * mask)?
+                        }
+                        None => pooled,
+                    }
                 }
                 Op::Dense { w, b, .. } => {
                     let (bsz, t, wd, c) = x.dims4()?;

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sepstream_audio::{FeatureExtractor, FrontendConfig};
+use sepstream_audio::{DecisionConfig, FeatureExtractor, FrontendConfig};
 use sepstream_nn::ModelSpec;
 
 use crate::augment::{self, AugmentConfig};
@@ -34,6 +34,8 @@ pub struct TrainConfig {
     /// Beta(alpha, alpha) (folded to at least 0.5), and the loss blends the two targets the
     /// same way (0 = off).
     pub mixup: f64,
+    /// Dropout probability on the pooled features during training (0 = off).
+    pub dropout: f64,
     /// Knowledge distillation: a trained model (spec + weights, e.g. an ensemble from
     /// `sepstream ensemble`) whose posteriors on each augmented training clip, softened by
     /// `temperature`, are a second target with weight `distill` (the label keeps `1 - distill`).
@@ -71,6 +73,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             ema: 0.0,
             mixup: 0.0,
+            dropout: 0.0,
             teacher: None,
             distill: 0.5,
             temperature: 2.0,
@@ -197,8 +200,14 @@ pub fn feature_stats(cfg: &FrontendConfig, clips: &[LoadedClip]) -> (Vec<f32>, V
     (mean, std)
 }
 
-/// Clean features of each clip with `context` zero frames before it (the stream's zero start).
-pub fn clean_features(cfg: &FrontendConfig, clips: &[LoadedClip], context: usize) -> Vec<Vec<f32>> {
+/// Clean features of each clip with `context` zero frames before it (the stream's zero start)
+/// and `tail` samples of silence after it (the spec's `[decision] clip_tail`).
+pub fn clean_features(
+    cfg: &FrontendConfig,
+    clips: &[LoadedClip],
+    context: usize,
+    tail: usize,
+) -> Vec<Vec<f32>> {
     let f = cfg.feature_len();
     clips
         .par_iter()
@@ -206,7 +215,9 @@ pub fn clean_features(cfg: &FrontendConfig, clips: &[LoadedClip], context: usize
             || FeatureExtractor::new(cfg),
             |fx, c| {
                 let mut v = vec![0.0; context * f];
-                v.extend(fx.clip(&c.samples));
+                let mut s = c.samples.clone();
+                s.resize(s.len() + tail, 0.0);
+                v.extend(fx.clip(&s));
                 v
             },
         )
@@ -283,6 +294,10 @@ pub fn train(
     }
     let rate = fe.sample_rate;
     let clip_len = rate as usize;
+    // Clips are classified `clip_tail` seconds after their end, in training as in evaluation.
+    let decision = DecisionConfig::from_table(template.decision.as_ref().unwrap_or(&empty))
+        .map_err(|e| TrainError::Spec(e.to_string()))?;
+    let tail = crate::evaluate::tail_samples(decision.clip_tail, rate);
 
     let mut all = dataset::scan(data)?;
     if let Some(m) = cfg.max_clips {
@@ -332,8 +347,14 @@ pub fn train(
             "a teacher and mixup together are not supported".into(),
         ));
     }
-    let val_feats = clean_features(&fe, &val_clips, 0);
+    let val_feats = clean_features(&fe, &val_clips, 0, tail);
     let val_labels: Vec<usize> = val_clips.iter().map(|c| c.clip.label).collect();
+    if tail > 0 {
+        log(&format!(
+            "each clip is classified {} s after its end (the spec's [decision] clip_tail)",
+            decision.clip_tail
+        ));
+    }
     log(&format!(
         "features ready in {:.1}s",
         start.elapsed().as_secs_f64()
@@ -395,10 +416,11 @@ pub fn train(
         None
     };
     let mut mix_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006d_6978_7570);
+    let mut drop_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0000_6472_6f70);
     let mut epoch = 0;
     'epochs: while epoch < epochs_used {
         let t0 = Instant::now();
-        let feats = epoch_features(&fe, &train_clips, &noise, cfg, epoch, ctx);
+        let feats = epoch_features(&fe, &train_clips, &noise, cfg, epoch, ctx, tail);
         let soft_targets = teacher
             .as_ref()
             .map(|t| teacher_targets(t, &feats, cfg.temperature));
@@ -430,7 +452,7 @@ pub fn train(
                     perm.shuffle(&mut mix_rng);
                     let perm = Tensor::new(perm.as_slice(), model.device())?;
                     let x = ((&x * lam)? + (x.index_select(&perm, 0)? * (1.0 - lam))?)?;
-                    let logits = model.forward(&x, true)?;
+                    let logits = model.forward_dropout(&x, cfg.dropout, &mut drop_rng)?;
                     let la = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
                     let lb = smoothed_cross_entropy(
                         &logits,
@@ -441,7 +463,7 @@ pub fn train(
                     (logits, loss)
                 }
                 None => {
-                    let logits = model.forward(&x, true)?;
+                    let logits = model.forward_dropout(&x, cfg.dropout, &mut drop_rng)?;
                     let loss = smoothed_cross_entropy(&logits, &y, cfg.label_smoothing)?;
                     let loss = match &soft_targets {
                         Some(q) => {
@@ -614,7 +636,8 @@ fn teacher_targets(
         .collect()
 }
 
-/// One epoch of augmented training features, each `context + clip` frames long.
+/// One epoch of augmented training features, each `context + clip + tail` frames long (the
+/// tail is `tail` samples of silence, or of the background the context was drawn from).
 fn epoch_features(
     fe: &FrontendConfig,
     clips: &[LoadedClip],
@@ -622,6 +645,7 @@ fn epoch_features(
     cfg: &TrainConfig,
     epoch: usize,
     ctx: usize,
+    tail: usize,
 ) -> Vec<Vec<f32>> {
     let f = fe.feature_len();
     let ctx_samples = ctx * fe.hop;
@@ -655,9 +679,12 @@ fn epoch_features(
                     let g = 10f32.powf(rng.random_range(-30.0f32..0.0) / 20.0);
                     let mut s: Vec<f32> = (0..ctx_samples).map(|k| g * n[k % n.len()]).collect();
                     s.extend_from_slice(&y);
+                    s.extend((0..tail).map(|k| g * n[(ctx_samples + k) % n.len()]));
                     fx.clip(&s)
                 } else {
                     let mut v = vec![0.0; ctx * f];
+                    let mut y = y;
+                    y.resize(y.len() + tail, 0.0);
                     v.extend(fx.clip(&y));
                     v
                 };

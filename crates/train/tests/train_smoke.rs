@@ -42,7 +42,8 @@ fn loss_falls_on_a_tiny_subset() {
 }
 
 /// With weight averaging and label smoothing, the model the trainer hands back (and exports) is
-/// the one it validated: the streaming engine on the export scores what the trainer reported.
+/// the one it validated: the streaming engine on the export scores what the trainer reported,
+/// both reading each clip's posterior `clip_tail` after its end.
 #[test]
 fn averaged_weights_are_what_is_validated_and_exported() {
     use sepstream_train::{dataset, evaluate, export};
@@ -51,7 +52,11 @@ fn averaged_weights_are_what_is_validated_and_exported() {
         eprintln!("skipping: {} not found", data.display());
         return;
     }
-    let template = ModelSpec::load(&root().join("configs/kws_tc.toml")).expect("spec");
+    let mut template = ModelSpec::load(&root().join("configs/kws_tc.toml")).expect("spec");
+    template
+        .decision
+        .get_or_insert_with(Default::default)
+        .insert("clip_tail".into(), toml::Value::Float(0.2));
     let max_clips = 160;
     let cfg = TrainConfig {
         epochs: 6,
@@ -66,6 +71,12 @@ fn averaged_weights_are_what_is_validated_and_exported() {
     let t = train(&data, &template, &cfg, &mut |m| eprintln!("{m}")).expect("training runs");
     let spec = export::trained_spec(&template, &t, "w.safetensors".as_ref(), "test").unwrap();
     let bytes = t.model.export_safetensors().expect("export");
+    let exported_tail = spec.decision.as_ref().and_then(|d| d.get("clip_tail"));
+    assert_eq!(
+        exported_tail,
+        Some(&toml::Value::Float(0.2)),
+        "the export keeps the tail"
+    );
     let net = sepstream_nn::Network::from_spec_and_weights(spec, &bytes).expect("loads");
 
     // The trainer's subset and split, rebuilt the same way.
