@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use sepstream_nn::Network;
 use sepstream_train::{dataset, evaluate};
 
-/// Measured 0.8393 on the 778 clips of the 104 held-out speakers (seed 1, 20% speaker split).
-const HELD_OUT_FLOOR: f64 = 0.83;
-/// Measured 0.9233 on every 8th clip (443 clips; includes training speakers).
-const SUBSET_FLOOR: f64 = 0.91;
+/// Measured 0.8702 on the 778 clips of the 104 held-out speakers (seed 1, 20% speaker split),
+/// each clip read the spec's `clip_tail` (0.2 s) after its end; the floor is the 0.85.
+const HELD_OUT_FLOOR: f64 = 0.85;
+/// Measured 0.9526 on every 8th clip (443 clips; includes training speakers).
+const SUBSET_FLOOR: f64 = 0.93;
 
 #[test]
 fn shipped_model_accuracy_above_floor() {
