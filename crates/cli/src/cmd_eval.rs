@@ -98,11 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (_, spec_decision) = evaluate::configs(&net)?;
-    let tail = args.clip_tail.unwrap_or(spec_decision.clip_tail);
-    if !(tail.is_finite() && (0.0..=2.0).contains(&tail)) {
-        anyhow::bail!("--clip-tail {tail}: expected 0..=2 s");
+    let (_, mut decision) = evaluate::configs(&net)?;
+    if let Some(t) = args.clip_tail {
+        decision.clip_tail = t;
     }
+    decision.validate().context("--clip-tail out of range")?;
+    let tail = decision.clip_tail;
     let r = evaluate::eval_clips_with_tail(&net, &clips, tail)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
