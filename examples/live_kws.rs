@@ -2,7 +2,7 @@
 //! capture (cpal -> SPSC ring) -> inference (front end + streaming keyword model + decisions) -> actuation.
 //!
 //! `cargo run --release --example live_kws -- [MODEL.toml] [SECONDS]`
-//! (default: the shipped configs/kws.toml; 10 s).
+//! (default: the bundled keyword model; 10 s).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,17 +12,12 @@ use sepstream::pipeline::{start_listen, AudioInput, KwsModel, PipelineConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model_path = args
-        .next()
-        .map_or_else(|| PathBuf::from("configs/kws.toml"), PathBuf::from);
-    let seconds: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10.0);
-    let model = KwsModel::load(&model_path, false)?;
-    let config_path = std::path::Path::new("configs/pipeline.toml");
-    let config = if config_path.is_file() {
-        PipelineConfig::load(config_path)?
-    } else {
-        PipelineConfig::default()
+    let model = match args.next() {
+        Some(spec) => KwsModel::load(&PathBuf::from(spec), false)?,
+        None => KwsModel::bundled_default()?,
     };
+    let seconds: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10.0);
+    let config = PipelineConfig::shipped();
     // The actuation stage: here it prints; a robot would turn the keyword into a motion command.
     let listener = start_listen(model, AudioInput::Mic(MicOptions::default()), config, |d| {
         println!("{d}");

@@ -1,4 +1,4 @@
-//! Typed errors of sepstream-audio: every WAV error names the file and the reason.
+//! Typed errors of sepstream-audio: every audio file error names the file and the reason.
 
 use std::path::PathBuf;
 
@@ -45,12 +45,35 @@ pub enum AudioError {
         /// Highest supported rate.
         max: u32,
     },
-    /// The file ends before the data its header announces (a cut or lying file).
-    #[error("{path}: truncated: {reason}")]
+    /// The file ends before the data its header announces (a cut or lying file). Readers
+    /// return every whole frame before the cut first.
+    #[error("{path}: truncated at byte {offset}: {reason}")]
     Truncated {
         /// The file.
         path: PathBuf,
-        /// Details (how many samples were read).
+        /// Byte offset in the file where the data ends.
+        offset: u64,
+        /// Details (how many frames were read).
+        reason: String,
+    },
+    /// A compressed stream (FLAC, MP3, Ogg/Vorbis) is damaged part of the way in. Readers
+    /// return every frame decoded before the damage first.
+    #[error("{path}: damaged at about byte {offset}: {reason}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset in the file near the damage (the decoder reads ahead, so the damage lies
+        /// at or before it).
+        offset: u64,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Not a WAV, FLAC, MP3 or Ogg/Vorbis stream this crate can decode.
+    #[error("{path}: not a readable audio file (WAV, FLAC, MP3, Ogg/Vorbis): {reason}")]
+    NotAudio {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
         reason: String,
     },
     /// The file holds no audio samples at all.

@@ -150,25 +150,36 @@ impl FeatureStream {
     }
 }
 
-/// Streams a WAV file through a [`FeatureStream`] for `cfg` block by block (never the whole
-/// file in memory), resampling as needed and flushing the resampler at the end; calls
-/// `on_frame(timestamp_seconds, &frame)` per frame. Returns the file's header facts.
-pub fn stream_wav(
+/// Streams an audio file (any format [`crate::AudioReader`] reads; `-` is standard input)
+/// through a [`FeatureStream`] for `cfg` block by block (never the whole file in memory),
+/// resampling as needed and flushing the resampler at the end; calls
+/// `on_frame(timestamp_seconds, &frame)` per frame. Returns what the stream was.
+///
+/// On a stream damaged part of the way in, every frame before the damage has been delivered
+/// when the error is returned.
+pub fn stream_audio(
     path: &std::path::Path,
     cfg: &FrontendConfig,
     mut on_frame: impl FnMut(f64, &[f32]),
-) -> Result<crate::wav::WavInfo, AudioError> {
-    let mut reader = crate::wav::WavBlockReader::open(path)?;
-    let info = reader.info();
-    if info.frames == 0 {
+) -> Result<crate::AudioInfo, AudioError> {
+    let mut reader = crate::AudioReader::open(path)?;
+    let info = reader.info().clone();
+    let mut stream = FeatureStream::new(cfg, info.sample_rate)?;
+    let mut block = Vec::new();
+    loop {
+        match reader.read_block(&mut block) {
+            Ok(0) => break,
+            Ok(_) => stream.push(&block, &mut on_frame),
+            Err(e) => {
+                stream.finish(&mut on_frame);
+                return Err(e);
+            }
+        }
+    }
+    if reader.frames_read() == 0 {
         return Err(AudioError::Empty {
             path: path.to_path_buf(),
         });
-    }
-    let mut stream = FeatureStream::new(cfg, info.sample_rate)?;
-    let mut block = Vec::new();
-    while reader.read_block(&mut block)? > 0 {
-        stream.push(&block, &mut on_frame);
     }
     stream.finish(&mut on_frame);
     Ok(info)

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use sepstream_audio::{read_wav, FeatureExtractor, FeatureStream, FrontendConfig};
+use sepstream_audio::{read_audio, FeatureExtractor, FeatureStream, FrontendConfig};
 
 const TOL: f32 = 1e-3;
 
@@ -16,7 +16,7 @@ fn load(name: &str) -> (FrontendConfig, Vec<f32>, Vec<f32>) {
         &std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("golden toml"),
     )
     .expect("golden config parses");
-    let (samples, rate) = read_wav(&dir.join(format!("{name}.wav"))).expect("golden wav");
+    let (samples, rate) = read_audio(&dir.join(format!("{name}.wav"))).expect("golden wav");
     assert_eq!(rate, cfg.sample_rate);
     let bytes = std::fs::read(dir.join(format!("{name}.f32"))).expect("golden features");
     let want: Vec<f32> = bytes
@@ -69,13 +69,13 @@ fn golden_chirp_htk_norm() {
 }
 
 #[test]
-fn stream_wav_gives_the_batch_frames_and_timestamps() {
+fn stream_audio_gives_the_batch_frames_and_timestamps() {
     let (cfg, samples, _) = load("yes_htk_logmel");
     let want = FeatureExtractor::new(&cfg).clip(&samples);
     let mut got = Vec::new();
     let mut ts = Vec::new();
     let info =
-        sepstream_audio::stream_wav(&golden_dir().join("yes_htk_logmel.wav"), &cfg, |t, f| {
+        sepstream_audio::stream_audio(&golden_dir().join("yes_htk_logmel.wav"), &cfg, |t, f| {
             ts.push(t);
             got.extend_from_slice(f);
         })

@@ -1,8 +1,8 @@
-//! WAV input: every supported format reads back right; every kind of bad file gives a typed error naming the file, never a panic or a huge allocation.
+//! WAV input: every supported sample format reads back right; every kind of bad file gives a typed error naming the file, never a panic or a huge allocation.
 
 use std::path::{Path, PathBuf};
 
-use sepstream_audio::{read_wav, AudioError, WavBlockReader, WavFormat};
+use sepstream_audio::{read_audio, AudioError, WavBlockReader, WavFormat};
 
 #[global_allocator]
 static ALLOC: sepstream_testkit::CountingAlloc = sepstream_testkit::CountingAlloc;
@@ -85,7 +85,7 @@ fn reads_every_supported_format_and_downmixes() {
                 }
             }
             w.finalize().unwrap();
-            let (x, rate) = read_wav(&p).unwrap();
+            let (x, rate) = read_audio(&p).unwrap();
             assert_eq!(rate, 22050);
             assert_eq!(x.len(), n);
             let tol = if float { 1e-6 } else { 2.0 / full + 1e-6 };
@@ -110,7 +110,7 @@ fn reads_every_supported_format_and_downmixes() {
                     WavFormat::Int(bits)
                 }
             );
-            assert_eq!(r.info().frames, n as u64);
+            assert_eq!(r.info().frames, Some(n as u64));
             r.set_block_frames(77);
             let mut all = Vec::new();
             let mut block = Vec::new();
@@ -129,11 +129,11 @@ fn not_a_wav() {
         "text.wav",
         b"this is not a wav file at all, just some words\n",
     );
-    let e = read_wav(&p).unwrap_err();
-    assert!(matches!(e, AudioError::NotWav { .. }), "{e:?}");
+    let e = read_audio(&p).unwrap_err();
+    assert!(matches!(e, AudioError::NotAudio { .. }), "{e:?}");
     names_file(&e, &p);
     let p = write("empty_file.wav", b"");
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::NotWav { .. }), "{e:?}");
     names_file(&e, &p);
 }
@@ -141,7 +141,7 @@ fn not_a_wav() {
 #[test]
 fn missing_file_is_io_error() {
     let p = tmp("does_not_exist.wav");
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Io { .. }), "{e:?}");
     names_file(&e, &p);
 }
@@ -151,12 +151,12 @@ fn truncated_file() {
     // Cut inside the header.
     let full = wav_bytes(1, 1, 16000, 16, &[0u8; 200], 200);
     let p = write("cut_header.wav", &full[..30]);
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::NotWav { .. }), "{e:?}");
     names_file(&e, &p);
     // Cut inside the data.
     let p = write("cut_data.wav", &full[..44 + 100]);
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Truncated { .. }), "{e:?}");
     names_file(&e, &p);
 }
@@ -168,7 +168,7 @@ fn lying_header_neither_panics_nor_allocates_its_claim() {
         "liar.wav",
         &wav_bytes(1, 1, 16000, 16, &[1u8; 20], 0xFFFF_FFF0),
     );
-    let (r, stats) = sepstream_testkit::count_allocations(|| read_wav(&p));
+    let (r, stats) = sepstream_testkit::count_allocations(|| read_audio(&p));
     let e = r.unwrap_err();
     assert!(matches!(e, AudioError::Truncated { .. }), "{e:?}");
     names_file(&e, &p);
@@ -188,7 +188,7 @@ fn lying_chunk_before_data_is_not_a_wav_and_allocates_little() {
     b.extend_from_slice(&0xFFFF_FF00u32.to_le_bytes());
     b.extend_from_slice(&[0u8; 100]);
     let p = write("liar_list.wav", &b);
-    let (r, stats) = sepstream_testkit::count_allocations(|| read_wav(&p));
+    let (r, stats) = sepstream_testkit::count_allocations(|| read_audio(&p));
     let e = r.unwrap_err();
     assert!(matches!(e, AudioError::NotWav { .. }), "{e:?}");
     names_file(&e, &p);
@@ -198,7 +198,7 @@ fn lying_chunk_before_data_is_not_a_wav_and_allocates_little() {
 #[test]
 fn zero_samples() {
     let p = write("zero.wav", &wav_bytes(1, 1, 16000, 16, &[], 0));
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Empty { .. }), "{e:?}");
     names_file(&e, &p);
 }
@@ -210,7 +210,7 @@ fn absurd_sample_rates() {
             &format!("rate_{rate}.wav"),
             &wav_bytes(1, 1, rate, 16, &[0u8; 64], 64),
         );
-        let e = read_wav(&p).unwrap_err();
+        let e = read_audio(&p).unwrap_err();
         assert!(
             matches!(e, AudioError::BadSampleRate { rate: r, .. } if r == rate)
                 || matches!(e, AudioError::NotWav { .. }),
@@ -221,7 +221,7 @@ fn absurd_sample_rates() {
     // The plain cases must be the typed rate error.
     let p = write("rate0.wav", &wav_bytes(1, 1, 0, 16, &[0u8; 64], 64));
     assert!(matches!(
-        read_wav(&p).unwrap_err(),
+        read_audio(&p).unwrap_err(),
         AudioError::BadSampleRate { rate: 0, .. }
     ));
 }
@@ -230,22 +230,116 @@ fn absurd_sample_rates() {
 fn unsupported_formats() {
     // 64-bit float.
     let p = write("f64.wav", &wav_bytes(3, 1, 16000, 64, &[0u8; 64], 64));
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Unsupported { .. }), "{e:?}");
     names_file(&e, &p);
     // 4-bit PCM.
     let p = write("pcm4.wav", &wav_bytes(1, 1, 16000, 4, &[0u8; 64], 64));
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Unsupported { .. }), "{e:?}");
     names_file(&e, &p);
     // 4-bit IMA ADPCM (format tag 0x11).
     let p = write("adpcm.wav", &wav_bytes(0x11, 1, 16000, 4, &[0u8; 64], 64));
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Unsupported { .. }), "{e:?}");
     names_file(&e, &p);
     // 33 channels.
     let p = write("ch33.wav", &wav_bytes(1, 33, 16000, 16, &[0u8; 66], 66));
-    let e = read_wav(&p).unwrap_err();
+    let e = read_audio(&p).unwrap_err();
     assert!(matches!(e, AudioError::Unsupported { .. }), "{e:?}");
     names_file(&e, &p);
+}
+
+/// 16-bit mono samples 0, 1, 2, ... as little-endian bytes.
+fn ramp_bytes(frames: usize) -> Vec<u8> {
+    (0..frames)
+        .flat_map(|i| (i as i16).to_le_bytes())
+        .collect::<Vec<u8>>()
+}
+
+fn ramp_value(i: usize) -> f32 {
+    i as f32 / 32768.0
+}
+
+#[test]
+fn header_without_length_is_read_to_the_end() {
+    // 0 (arecord to a pipe, crashed recorders), 0xFFFFFFFF (ffmpeg), 0x7FFFF000 (sox).
+    for placeholder in [0u32, u32::MAX, 0x7FFF_F000] {
+        let frames = 5000;
+        let mut bytes = wav_bytes(1, 1, 16000, 16, &ramp_bytes(frames), placeholder);
+        bytes.push(0x55); // half a frame at the end: not audio
+        let p = write(&format!("stream_{placeholder:x}.wav"), &bytes);
+        let mut r = WavBlockReader::open(&p).unwrap();
+        assert_eq!(r.info().frames, None, "{placeholder:#x}");
+        r.set_block_frames(1024);
+        let mut all = Vec::new();
+        let mut block = Vec::new();
+        while r.read_block(&mut block).unwrap() > 0 {
+            all.extend_from_slice(&block);
+        }
+        assert_eq!(all.len(), frames, "{placeholder:#x}");
+        assert!(all.iter().enumerate().all(|(i, v)| *v == ramp_value(i)));
+        let (x, _) = read_audio(&p).unwrap();
+        assert_eq!(x, all);
+    }
+}
+
+#[test]
+fn truncated_data_returns_every_frame_before_the_cut_then_the_offset() {
+    let frames = 3000;
+    let full = wav_bytes(1, 1, 16000, 16, &ramp_bytes(frames), (frames * 2) as u32);
+    let cut = 44 + 2 * 1234 + 1; // inside frame 1234
+    let p = write("cut_at_1234.wav", &full[..cut]);
+    let mut r = sepstream_audio::AudioReader::open(&p).unwrap();
+    r.set_block_frames(500);
+    let mut all = Vec::new();
+    let mut block = Vec::new();
+    let err = loop {
+        match r.read_block(&mut block) {
+            Ok(0) => panic!("a cut file must end in an error"),
+            Ok(_) => all.extend_from_slice(&block),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(all.len(), 1234);
+    assert!(all.iter().enumerate().all(|(i, v)| *v == ramp_value(i)));
+    match &err {
+        AudioError::Truncated { offset, .. } => assert_eq!(*offset, cut as u64),
+        other => panic!("{other:?}"),
+    }
+    names_file(&err, &p);
+    assert!(err.to_string().contains(&format!("byte {cut}")), "{err}");
+    // The next call ends quietly.
+    assert_eq!(r.read_block(&mut block).unwrap(), 0);
+}
+
+#[test]
+fn extensible_header_and_odd_chunks_before_the_data() {
+    // WAVE_FORMAT_EXTENSIBLE (tag 0xFFFE, sub-format PCM), a LIST chunk of odd length (padded).
+    let frames = 400;
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF\0\0\0\0WAVEfmt ");
+    v.extend_from_slice(&40u32.to_le_bytes());
+    v.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&16000u32.to_le_bytes());
+    v.extend_from_slice(&32000u32.to_le_bytes());
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(&22u16.to_le_bytes()); // cbSize
+    v.extend_from_slice(&16u16.to_le_bytes()); // valid bits
+    v.extend_from_slice(&4u32.to_le_bytes()); // channel mask
+    v.extend_from_slice(&1u16.to_le_bytes()); // sub-format GUID starts with the tag
+    v.extend_from_slice(&[0u8; 14]);
+    v.extend_from_slice(b"LIST");
+    v.extend_from_slice(&3u32.to_le_bytes());
+    v.extend_from_slice(b"abc\0");
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&((frames * 2) as u32).to_le_bytes());
+    v.extend_from_slice(&ramp_bytes(frames));
+    let p = write("extensible.wav", &v);
+    let (x, rate) = read_audio(&p).unwrap();
+    assert_eq!(rate, 16000);
+    assert_eq!(x.len(), frames);
+    assert!(x.iter().enumerate().all(|(i, v)| *v == ramp_value(i)));
 }

@@ -31,13 +31,14 @@ static ALLOC: CountingAlloc = CountingAlloc;
 /// Options of `sepstream bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Keyword model spec; its weights file is used when present, else random weights (seed 7).
-    /// Default: the shipped configs/kws.toml, else the reference configs/ds_cnn_s.toml.
+    /// Keyword model: a spec file (its weights file is used when present, else random weights,
+    /// seed 7) or a bundled model's name. Default: the bundled keyword model `kws`.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Depth perception spec measured against the 33 ms frame budget.
-    #[arg(long, default_value = "configs/depth_sectors.toml")]
-    depth_model: PathBuf,
+    /// Depth perception model measured against the 33 ms frame budget: a spec file or a bundled
+    /// model's name; default: the bundled `depth_sectors`.
+    #[arg(long)]
+    depth_model: Option<PathBuf>,
     /// Depth frames to measure (rendered before timing starts).
     #[arg(long, default_value_t = 300)]
     depth_frames: usize,
@@ -163,11 +164,12 @@ fn time_items(
 
 /// One depth frame (160x120 from the simulated camera, row-streamed through the perception
 /// network) against the 33 ms budget of a 30 Hz camera.
-fn bench_depth(spec: &std::path::Path, frames: usize) -> anyhow::Result<DeadlineFigures> {
+fn bench_depth(spec: Option<&std::path::Path>, frames: usize) -> anyhow::Result<DeadlineFigures> {
     let world = World::random(&WorldParams::default(), 1);
     let camera = SimDepthCamera::default_robot(DepthNoise::default(), 1);
-    let mut perception = DepthPerception::load(spec, camera.intrinsics())
-        .with_context(|| format!("loading depth model {}", spec.display()))?;
+    let (net, name) = crate::model_arg::network(spec, sepstream_nn::bundled::DEFAULT_DEPTH_MODEL)?;
+    let mut perception = DepthPerception::new(std::sync::Arc::new(net), camera.intrinsics())
+        .with_context(|| format!("depth model {name}"))?;
     // Frames along a slow turn, rendered before timing (rendering is the sensor's job).
     let rendered: Vec<_> = (0..frames.max(1))
         .map(|i| {
@@ -180,11 +182,7 @@ fn bench_depth(spec: &std::path::Path, frames: usize) -> anyhow::Result<Deadline
     }
     let mut failed = None;
     let figures = time_items(
-        format!(
-            "depth frame {} ({} rows)",
-            spec.display(),
-            rendered[0].height()
-        ),
+        format!("depth frame {} ({} rows)", name, rendered[0].height()),
         rendered.len() as u64,
         Duration::from_secs_f64(1.0 / 30.0),
         |i| {
@@ -259,28 +257,30 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     if !(args.minutes.is_finite() && args.minutes > 0.0) {
         anyhow::bail!("--minutes must be a positive number, got {}", args.minutes);
     }
-    let model_path = args.model.clone().unwrap_or_else(|| {
-        let shipped = PathBuf::from("configs/kws.toml");
-        if shipped.is_file() {
-            shipped
-        } else {
-            PathBuf::from("configs/ds_cnn_s.toml")
+    let (net, weights, model_name) = match &args.model {
+        Some(model_path) if model_path.is_file() => {
+            let spec = ModelSpec::load(model_path)
+                .with_context(|| format!("loading model spec {}", model_path.display()))?;
+            match spec.weights_path(model_path).filter(|p| p.exists()) {
+                Some(p) => (
+                    Network::load(model_path)
+                        .with_context(|| format!("loading {}", model_path.display()))?,
+                    p.display().to_string(),
+                    model_path.display().to_string(),
+                ),
+                None => (
+                    Network::random(spec, 7)?,
+                    "random (seed 7)".to_string(),
+                    model_path.display().to_string(),
+                ),
+            }
         }
-    });
-    let spec = ModelSpec::load(&model_path)
-        .with_context(|| format!("loading model spec {}", model_path.display()))?;
-    let weights_file = spec.weights_path(&model_path).filter(|p| p.exists());
-    let (net, weights) = match &weights_file {
-        Some(p) => (
-            Network::load(&model_path)
-                .with_context(|| format!("loading {}", model_path.display()))?,
-            p.display().to_string(),
-        ),
-        None => (
-            Network::random(spec.clone(), 7)?,
-            "random (seed 7)".to_string(),
-        ),
+        other => {
+            let (net, name) = crate::model_arg::keyword_network(other.as_deref())?;
+            (net, name.clone(), name)
+        }
     };
+    let spec = net.spec().clone();
     let frontend = match &spec.frontend {
         Some(t) => FrontendConfig::from_table(t).context("the spec's [frontend] table")?,
         None => {
@@ -397,7 +397,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         latency.saturating_record(late.as_nanos() as u64);
     }
     // The frame and tick jobs, as fast as possible (the other core still loaded if asked).
-    let depth_frame = bench_depth(&args.depth_model, args.depth_frames)?;
+    let depth_frame = bench_depth(args.depth_model.as_deref(), args.depth_frames)?;
     let control_tick = bench_control(args.control_hz, 60.0)?;
     drop(fifo);
     stop.store(true, Ordering::Relaxed);
@@ -407,7 +407,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
 
     let audio_seconds = hops as f64 * deadline.as_secs_f64();
     let report = Report {
-        model: model_path.display().to_string(),
+        model: model_name,
         weights,
         mode: if realtime { "realtime" } else { "fast" },
         load_other_core: args.load_other_core,

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sepstream_nn::Network;
 use sepstream_train::evaluate;
 
 /// Options of `sepstream eval`.
@@ -14,9 +13,10 @@ pub struct Args {
     /// Speech Commands-layout folder (one folder per label).
     #[arg(long)]
     data: PathBuf,
-    /// Model spec (with its weights).
-    #[arg(long, default_value = "configs/kws.toml")]
-    model: PathBuf,
+    /// Model: a spec file (with its weights) or a bundled model's name (`sepstream models`);
+    /// default: the bundled keyword model `kws`.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Concatenate the clips with 1-2 s background gaps into one stream and run the keyword detector.
     #[arg(long)]
     stream: bool,
@@ -48,8 +48,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut clips = evaluate::clips_of(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?;
-    let net = Network::load(&args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
     if args.val_split {
         clips = sepstream_train::dataset::split_by_speaker(&clips, args.seed, args.val_percent).1;
     }

@@ -17,7 +17,8 @@ use sepstream_pipeline::{
 /// Options of `sepstream listen`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model spec (TOML); default: configs/kws.toml, else configs/kws_dscnn.toml.
+    /// Model: a spec file (TOML, with its weights) or a bundled model's name (`sepstream
+    /// models`); default: the bundled keyword model `kws`.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Input device name (see `sepstream devices`); default: the system's default input.
@@ -32,7 +33,8 @@ pub struct Args {
     /// Stop after this long (e.g. 10s, 500ms, 2m); default: run until Ctrl-C.
     #[arg(long = "for", value_name = "DURATION")]
     duration: Option<String>,
-    /// Pipeline settings (edges, policies, deadlines); default: configs/pipeline.toml if present.
+    /// Pipeline settings (edges, policies, deadlines); default: the shipped configs/pipeline.toml
+    /// (compiled in).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Live meter of the input level and the top posteriors on stderr.
@@ -74,30 +76,16 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v * mult))
 }
 
-/// configs/pipeline.toml when present (run from the repository), else the built-in defaults.
+/// The shipped configs/pipeline.toml, compiled in (the same from any folder).
 pub fn default_pipeline_config() -> anyhow::Result<PipelineConfig> {
-    let p = Path::new("configs/pipeline.toml");
-    Ok(if p.is_file() {
-        PipelineConfig::load(p)?
-    } else {
-        PipelineConfig::default()
-    })
-}
-
-fn default_model() -> PathBuf {
-    let a = Path::new("configs/kws.toml");
-    if a.is_file() {
-        a.into()
-    } else {
-        PathBuf::from("configs/kws_dscnn.toml")
-    }
+    Ok(PipelineConfig::shipped())
 }
 
 fn simulated_input(what: &str, fail_after: Option<Duration>) -> anyhow::Result<SimulatedInput> {
     let mut sim = if what == "silence" {
         SimulatedInput::silence(48_000)
     } else {
-        let (samples, rate) = sepstream_audio::read_wav(Path::new(what))
+        let (samples, rate) = sepstream_audio::read_audio(Path::new(what))
             .with_context(|| format!("--simulate {what}"))?;
         let mut s = SimulatedInput::from_samples(samples, rate, 0.5, 1.5);
         s.name = format!("simulated:{what}");
@@ -129,12 +117,17 @@ fn print_stats(report: &PipelineReport, label: &str) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model_path = args.model.clone().unwrap_or_else(default_model);
-    let model = KwsModel::load(&model_path, args.random_weights)?;
+    let model = match &args.model {
+        Some(p) if p.is_file() => KwsModel::load(p, args.random_weights)?,
+        other => {
+            let (net, name) = crate::model_arg::keyword_network(other.as_deref())?;
+            KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?
+        }
+    };
     if model.random {
         eprintln!(
             "warning: {}: trained weights not found; running with RANDOM weights (detections are meaningless)",
-            model_path.display()
+            args.model.as_deref().unwrap_or(Path::new("?")).display()
         );
     }
     let config = match &args.config {

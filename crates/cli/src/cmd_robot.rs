@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use sepstream_audio::mic::MicOptions;
-use sepstream_audio::read_wav;
-use sepstream_nn::Network;
+use sepstream_audio::read_audio;
 use sepstream_pipeline::{start_listen, AudioInput, Detection, KwsModel, StageError};
 use sepstream_train::evaluate;
 use sepstream_vision::perception::DepthPerception;
@@ -56,9 +55,10 @@ pub struct Args {
     /// the times they fire in the file, replayed on the loop's clock.
     #[arg(long)]
     wav: Option<PathBuf>,
-    /// The keyword model spec (with [frontend] and [decision]) used for --wav.
-    #[arg(long, default_value = "configs/kws.toml")]
-    kws_model: PathBuf,
+    /// The keyword model used for --wav and --mic: a spec file (with [frontend] and
+    /// [decision]) or a bundled model's name; default: the bundled `kws`.
+    #[arg(long)]
+    kws_model: Option<PathBuf>,
     /// Keyword commands from the microphone: the live keyword pipeline (capture, inference,
     /// actuation threads, as in `sepstream listen`) hands each go/stop/left/right event to the
     /// control loop as it is decided (needs --realtime).
@@ -71,9 +71,10 @@ pub struct Args {
     /// Input device for --mic (a name as `sepstream devices` lists it; default: the default input).
     #[arg(long)]
     device: Option<String>,
-    /// The depth perception network spec.
-    #[arg(long, default_value = "configs/depth_sectors.toml")]
-    depth_model: PathBuf,
+    /// The depth perception network: a spec file or a bundled model's name; default: the
+    /// bundled `depth_sectors`.
+    #[arg(long)]
+    depth_model: Option<PathBuf>,
     /// Write a trajectory plot (PNG).
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -88,12 +89,10 @@ pub struct Args {
 /// Keyword events of a WAV file as robot commands: streaming features (sepstream-audio), the
 /// keyword network stepped frame by frame (sepstream-nn), the keyword detector; each command
 /// arrives at the time its event fired (`end`), i.e. with the model's real detection latency.
-fn wav_commands(wav: &Path, kws_model: &Path) -> anyhow::Result<Vec<ScheduledCommand>> {
-    let net = Network::load(kws_model)
-        .with_context(|| format!("loading keyword model {}", kws_model.display()))?;
-    let (fe, dc) = evaluate::configs(&net)
-        .with_context(|| format!("keyword model {}", kws_model.display()))?;
-    let (samples, rate) = read_wav(wav).with_context(|| format!("reading {}", wav.display()))?;
+fn wav_commands(wav: &Path, kws_model: Option<&Path>) -> anyhow::Result<Vec<ScheduledCommand>> {
+    let (net, name) = crate::model_arg::keyword_network(kws_model)?;
+    let (fe, dc) = evaluate::configs(&net).with_context(|| format!("keyword model {name}"))?;
+    let (samples, rate) = read_audio(wav).with_context(|| format!("reading {}", wav.display()))?;
     let events = evaluate::detect(&net, &fe, &dc, &samples, rate)?;
     let mut out = Vec::new();
     let mut heard = Vec::new();
@@ -122,9 +121,10 @@ fn wav_commands(wav: &Path, kws_model: &Path) -> anyhow::Result<Vec<ScheduledCom
 /// Keyword commands from the live pipeline: capture -> inference -> actuation threads, the
 /// actuation stage writing each robot command into the control loop's latest-value slot (the loop
 /// reads it without waiting). The pipeline runs until the loop ends.
-fn mic_feed(kws_model: &Path, device: Option<String>) -> anyhow::Result<CommandFeed> {
-    let model = KwsModel::load(kws_model, false)
-        .with_context(|| format!("loading keyword model {}", kws_model.display()))?;
+fn mic_feed(kws_model: Option<&Path>, device: Option<String>) -> anyhow::Result<CommandFeed> {
+    let (net, name) = crate::model_arg::keyword_network(kws_model)?;
+    let model =
+        KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?;
     let config = crate::cmd_listen::default_pipeline_config()?;
     Ok(Box::new(move |mut slot, clock, stop| {
         let mut seq = 0u64;
@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let commands: Vec<ScheduledCommand> = match (&args.commands, &args.wav, args.mic) {
         (Some(s), None, false) => parse_command_script(s)?,
-        (None, Some(wav), false) => wav_commands(wav, &args.kws_model)?,
+        (None, Some(wav), false) => wav_commands(wav, args.kws_model.as_deref())?,
         (None, None, true) if !args.realtime => {
             bail!("--mic needs --realtime: the microphone runs on the wall clock")
         }
@@ -209,8 +209,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let start = pose_facing_obstacle(&world, &drive, args.seed, 1.0, 3.0)
         .context("no collision-free start pose in this world; try another --seed")?;
     let camera = SimDepthCamera::default_robot(DepthNoise::default(), args.seed);
-    let perception = DepthPerception::load(&args.depth_model, camera.intrinsics())
-        .with_context(|| format!("loading depth model {}", args.depth_model.display()))?;
+    let (depth_net, depth_name) = crate::model_arg::network(
+        args.depth_model.as_deref(),
+        sepstream_nn::bundled::DEFAULT_DEPTH_MODEL,
+    )?;
+    let perception = DepthPerception::new(Arc::new(depth_net), camera.intrinsics())
+        .with_context(|| format!("depth model {depth_name}"))?;
     eprintln!(
         "world seed {}: {} obstacles; start ({:.2}, {:.2}) heading {:.0} deg; depth network `{}` (delay {} rows)",
         args.seed,
@@ -218,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         start.translation.x,
         start.translation.y,
         start.rotation.angle().to_degrees(),
-        args.depth_model.display(),
+        depth_name,
         perception.streamer().delay()
     );
 
@@ -240,7 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             camera,
             perception,
             Some(if args.mic {
-                mic_feed(&args.kws_model, args.device.clone())?
+                mic_feed(args.kws_model.as_deref(), args.device.clone())?
             } else {
                 scripted_feed(commands)
             }),

@@ -1,67 +1,222 @@
-//! `sepstream wav`: every keyword in WAV files (file, keyword, start, end, score), files in
-//! parallel across cores, each through FeatureStream -> Network::step -> KeywordDetector.
+//! `sepstream wav`: every keyword in audio files or standard input (file, keyword, start, end,
+//! score), files in parallel across cores, each streamed block by block through FeatureStream ->
+//! Network::step -> KeywordDetector, events printed as they are found.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
-use anyhow::Context;
+use sepstream_audio::{AudioError, AudioReader, DecisionConfig, FrontendConfig};
 use sepstream_nn::Network;
-use sepstream_train::evaluate::{self, Event};
+use sepstream_train::evaluate::{self, Event, Trace};
 
 /// Options of `sepstream wav`.
 #[derive(clap::Args)]
+#[command(after_help = "\
+Formats: WAV (8/16/24/32-bit integer, 32-bit float; headers that give no length, as `arecord`,
+`sox` and `ffmpeg` write to a pipe, are read to the end), FLAC, MP3 and Ogg/Vorbis, at any
+sample rate and channel count (resampled to the model's rate, channels averaged). `-` reads
+standard input, e.g. `arecord -f S16_LE -r 16000 | sepstream wav -`.
+
+Events are printed as they are found, so nothing found is lost when a file turns out to be
+damaged: a file cut short or damaged part of the way in gives every event before the damage,
+then a warning naming the file and the byte offset.
+
+Exit status: 0 when every file was read to its end; 1 when any file could not be read, or was
+cut or damaged part of the way in; 2 for a wrong command line.")]
 pub struct Args {
-    /// WAV files.
-    #[arg(required = true)]
+    /// Audio files (WAV, FLAC, MP3, Ogg/Vorbis); `-` is standard input.
+    #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// Model spec (with its weights).
-    #[arg(long, default_value = "configs/kws.toml")]
-    model: PathBuf,
+    /// Model: a spec file (TOML, with its weights), or the name of a bundled model
+    /// (`sepstream models`). Default: the bundled keyword model `kws`.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// JSON lines instead of text.
     #[arg(long)]
     json: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// After each file, a line on stderr: audio length, format, events, time taken and speed
+    /// (times real time).
+    #[arg(long)]
+    stats: bool,
     /// Also draw the spectrogram with the keyword posteriors and events under it into this PNG
-    /// (with several files: one PNG each, named PLOT's stem + '-' + the file's stem).
+    /// (with several files: one PNG each, named PLOT's stem + '-' + the file's stem). Keeps every
+    /// feature frame in memory for the picture.
     #[arg(long, value_name = "PLOT.png")]
     plot: Option<PathBuf>,
 }
 
-/// A file's events, and the plot's error if drawing it failed (the events still count).
-struct FileResult {
-    events: Vec<Event>,
-    plot_error: Option<anyhow::Error>,
+/// Prints each file's events in the order of the command line while files run in parallel:
+/// the first unfinished file's events go out as they are found, the others' wait their turn.
+struct OrderedPrinter {
+    next: usize,
+    waiting: Vec<Vec<String>>,
+    finished: Vec<bool>,
 }
 
-fn one_file(
-    net: &Network,
-    path: &std::path::Path,
-    plot: Option<&std::path::Path>,
-) -> anyhow::Result<FileResult> {
-    let (fe, de) = evaluate::configs(net)?;
-    let (samples, rate) = sepstream_audio::read_wav(path)?;
-    let (mut events, plot_error) = match plot {
-        None => (evaluate::detect(net, &fe, &de, &samples, rate)?, None),
-        Some(png) => {
-            let trace = evaluate::trace(net, &fe, &de, &samples, rate)?;
-            let title = format!("{} ({})", path.display(), net.spec().name);
-            let drawn =
-                crate::wav_plot::draw(&trace, &net.spec().labels, de.threshold, &title, png);
-            (trace.events, drawn.err())
+impl OrderedPrinter {
+    fn new(n: usize) -> Self {
+        OrderedPrinter {
+            next: 0,
+            waiting: vec![Vec::new(); n],
+            finished: vec![false; n],
         }
-    };
-    events.sort_by(|a, b| a.end.total_cmp(&b.end));
-    Ok(FileResult { events, plot_error })
+    }
+
+    fn line(&mut self, file: usize, line: String) {
+        if file == self.next {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        } else {
+            self.waiting[file].push(line);
+        }
+    }
+
+    fn finish(&mut self, file: usize) {
+        self.finished[file] = true;
+        let mut out = std::io::stdout().lock();
+        while self.next < self.finished.len() && self.finished[self.next] {
+            self.next += 1;
+            if self.next < self.waiting.len() {
+                for l in std::mem::take(&mut self.waiting[self.next]) {
+                    let _ = writeln!(out, "{l}");
+                }
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+fn event_line(name: &str, e: &Event, json: bool) -> String {
+    if json {
+        serde_json::json!({"file": name, "keyword": e.keyword, "start": round3(e.start), "end": round3(e.end), "score": round3(f64::from(e.score))}).to_string()
+    } else {
+        format!(
+            "{name}\t{}\t{:.2}\t{:.2}\t{:.3}",
+            e.keyword, e.start, e.end, e.score
+        )
+    }
+}
+
+/// How one file went.
+struct FileOutcome {
+    /// Events found (also those before damage).
+    events: usize,
+    seconds: f64,
+    codec: String,
+    /// Why the file could not be read to its end.
+    error: Option<anyhow::Error>,
+}
+
+struct Job<'a> {
+    net: &'a Network,
+    fe: &'a FrontendConfig,
+    de: &'a DecisionConfig,
+    json: bool,
+    printer: &'a Mutex<OrderedPrinter>,
+}
+
+impl Job<'_> {
+    fn run(&self, index: usize, path: &Path, plot: Option<&Path>) -> FileOutcome {
+        let name = path.display().to_string();
+        let mut outcome = FileOutcome {
+            events: 0,
+            seconds: 0.0,
+            codec: String::new(),
+            error: None,
+        };
+        let mut reader = match AudioReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                outcome.error = Some(e.into());
+                return outcome;
+            }
+        };
+        outcome.codec = format!(
+            "{}, {} Hz, {} ch",
+            reader.info().codec,
+            reader.info().sample_rate,
+            reader.info().channels
+        );
+        let keep = plot.is_some();
+        let mut trace = Trace::default();
+        let (frames, posteriors, kept) =
+            (&mut trace.frames, &mut trace.posteriors, &mut trace.events);
+        let mut events = 0;
+        let result = evaluate::detect_reader(
+            self.net,
+            self.fe,
+            self.de,
+            &mut reader,
+            |e| {
+                events += 1;
+                let line = event_line(&name, &e, self.json);
+                if let Ok(mut p) = self.printer.lock() {
+                    p.line(index, line);
+                }
+                if keep {
+                    kept.push(e);
+                }
+            },
+            |t, frame, out| {
+                if keep {
+                    frames.push((t, frame.to_vec()));
+                    if let Some(o) = out {
+                        posteriors.push((t, o.to_vec()));
+                    }
+                }
+            },
+        );
+        outcome.events = events;
+        outcome.seconds = reader.seconds_read();
+        if let Err(e) = result {
+            outcome.error = Some(describe(e, outcome.events));
+        }
+        if let Some(png) = plot {
+            let title = format!("{name} ({})", self.net.spec().name);
+            match crate::wav_plot::draw(
+                &trace,
+                &self.net.spec().labels,
+                self.de.threshold,
+                &title,
+                png,
+            ) {
+                Ok(()) => eprintln!("{name}: plot in {}", png.display()),
+                Err(e) => {
+                    if outcome.error.is_none() {
+                        outcome.error = Some(e);
+                    }
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// The error of a file, saying what was kept when it broke part of the way in.
+fn describe(e: AudioError, events: usize) -> anyhow::Error {
+    match e {
+        AudioError::Truncated { .. } | AudioError::Damaged { .. } => {
+            anyhow::anyhow!("{e} (the {events} events before it are printed)")
+        }
+        other => other.into(),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let net = Network::load(&args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let stdin_uses = args.files.iter().filter(|f| f.as_os_str() == "-").count();
+    if stdin_uses > 1 {
+        anyhow::bail!("`-` (standard input) can be given only once");
+    }
+    let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
+    let (fe, de) = evaluate::configs(&net)?;
     let n = args.files.len();
     if let Some(p) = &args.plot {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
@@ -92,9 +247,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let printer = Mutex::new(OrderedPrinter::new(n));
+    let job = Job {
+        net: &net,
+        fe: &fe,
+        de: &de,
+        json: args.json,
+        printer: &printer,
+    };
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<anyhow::Result<FileResult>>>> =
-        Mutex::new((0..n).map(|_| None).collect());
+    let failed = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| loop {
@@ -102,53 +264,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if i >= n {
                     break;
                 }
-                let r = one_file(&net, &args.files[i], plots[i].as_deref());
-                if let Ok(mut v) = results.lock() {
-                    v[i] = Some(r);
+                let path = &args.files[i];
+                let started = Instant::now();
+                let outcome = job.run(i, path, plots[i].as_deref());
+                let took = started.elapsed().as_secs_f64();
+                if let Ok(mut p) = printer.lock() {
+                    p.finish(i);
+                }
+                let name = path.display();
+                if let Some(e) = &outcome.error {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    bar.suspend(|| eprintln!("error: {e:#}"));
+                }
+                if args.stats {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "{name}: {:.1} s of audio ({}), {} events, {:.2} s, {:.0}x real time",
+                            outcome.seconds,
+                            outcome.codec,
+                            outcome.events,
+                            took,
+                            outcome.seconds / took.max(1e-9)
+                        )
+                    });
                 }
                 bar.inc(1);
             });
         }
     });
     bar.finish_and_clear();
-    let results = results.into_inner().unwrap_or_default();
-    let mut failed = 0;
-    for ((path, r), png) in args.files.iter().zip(results).zip(&plots) {
-        let name = path.display().to_string();
-        match r {
-            Some(Ok(FileResult { events, plot_error })) => {
-                match (plot_error, png) {
-                    (Some(e), _) => {
-                        failed += 1;
-                        eprintln!("error: {name}: {e:#}");
-                    }
-                    (None, Some(png)) => eprintln!("{name}: plot in {}", png.display()),
-                    (None, None) => {}
-                }
-                for e in events {
-                    if args.json {
-                        let v = serde_json::json!({"file": name, "keyword": e.keyword, "start": round3(e.start), "end": round3(e.end), "score": round3(f64::from(e.score))});
-                        println!("{v}");
-                    } else {
-                        println!(
-                            "{name}\t{}\t{:.2}\t{:.2}\t{:.3}",
-                            e.keyword, e.start, e.end, e.score
-                        );
-                    }
-                }
-            }
-            Some(Err(e)) => {
-                failed += 1;
-                eprintln!("error: {name}: {e:#}");
-            }
-            None => {
-                failed += 1;
-                eprintln!("error: {name}: not processed");
-            }
-        }
-    }
+    let failed = failed.into_inner();
     if failed > 0 {
-        eprintln!("{failed} of {n} files failed");
+        if n > 1 {
+            eprintln!("{failed} of {n} files failed");
+        }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

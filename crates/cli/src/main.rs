@@ -8,9 +8,11 @@ mod cmd_ensemble;
 mod cmd_eval;
 mod cmd_inspect;
 mod cmd_listen;
+mod cmd_models;
 mod cmd_robot;
 mod cmd_train;
 mod cmd_wav;
+mod model_arg;
 mod wav_plot;
 
 /// Causal, incremental depthwise-separable CNNs on live streams.
@@ -35,6 +37,8 @@ enum Command {
     Train(cmd_train::Args),
     /// Merge models of one architecture, trained with different seeds, into one network.
     Ensemble(cmd_ensemble::Args),
+    /// The models compiled into the binary: labels, size, cost, accuracy, licence.
+    Models(cmd_models::Args),
     /// Per-layer parameters, FLOPs, state and delay of a model spec.
     Inspect(cmd_inspect::InspectArgs),
     /// The cost formulas for one separable layer against its standard twin.
@@ -72,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => cmd_eval::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Ensemble(a) => cmd_ensemble::run(a),
+        Command::Models(a) => cmd_models::run(a),
         Command::Inspect(a) => cmd_inspect::run_inspect(a),
         Command::Cost(a) => cmd_inspect::run_cost(a),
         Command::Factorize(a) => cmd_inspect::run_factorize(a),

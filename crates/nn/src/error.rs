@@ -43,6 +43,10 @@ pub enum NnError {
     UnusedTensor { tensor: String },
     #[error("{path}: not a valid safetensors file: {message}")]
     Weights { path: PathBuf, message: String },
+    #[error(
+        "model {name}: no such spec file, and no bundled model of that name (bundled: {bundled})"
+    )]
+    UnknownModel { name: PathBuf, bundled: String },
     #[error("model spec {path} names no weights file (add `weights = \"...\"`)")]
     NoWeights { path: PathBuf },
 }

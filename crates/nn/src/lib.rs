@@ -8,6 +8,7 @@
 // The offline oracles index with plain loops on purpose: they are written to be read.
 #![allow(clippy::needless_range_loop)]
 
+pub mod bundled;
 pub mod compose;
 pub mod cost;
 pub mod ensemble;

@@ -105,6 +105,9 @@ impl Default for StatsConfig {
     }
 }
 
+/// The text of `configs/pipeline.toml`, compiled in.
+pub const SHIPPED_PIPELINE_TOML: &str = include_str!("../../../configs/pipeline.toml");
+
 /// The whole pipeline configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -128,6 +131,13 @@ impl PipelineConfig {
         })?;
         cfg.validate(origin)?;
         Ok(cfg)
+    }
+
+    /// The settings the project ships in `configs/pipeline.toml`, compiled in, so a program
+    /// gets them from any folder.
+    pub fn shipped() -> Self {
+        Self::from_toml_str(SHIPPED_PIPELINE_TOML, "bundled:pipeline.toml")
+            .expect("configs/pipeline.toml is valid (a test checks it)")
     }
 
     /// Reads and validates a TOML file.

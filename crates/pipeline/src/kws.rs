@@ -91,6 +91,18 @@ impl KwsModel {
         Self::from_network(net, false)
     }
 
+    /// The keyword model compiled into the library (`sepstream_nn::bundled`, the one `sepstream
+    /// listen` uses by default): one call, no files needed.
+    pub fn bundled_default() -> Result<Self, PipelineError> {
+        let name = sepstream_nn::bundled::DEFAULT_KEYWORD_MODEL;
+        let model = sepstream_nn::bundled::find(name)
+            .ok_or_else(|| PipelineError::Setup(format!("no bundled model {name:?}")))?;
+        let net = model
+            .network()
+            .map_err(|e| PipelineError::Setup(format!("bundled:{name}: {e}")))?;
+        Self::from_network(net, false)
+    }
+
     /// Seconds between posterior frames (front end hop times the network's time stride).
     pub fn posterior_period(&self) -> f64 {
         self.net.time_stride().max(1) as f64 / self.frontend.frame_rate()

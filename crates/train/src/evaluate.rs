@@ -92,7 +92,7 @@ pub fn eval_clips_with_tail(
         .par_iter()
         .map(|c| {
             let err = |e: String| (c.path.display().to_string(), e);
-            let (s, r) = sepstream_audio::read_wav(&c.path).map_err(|e| err(e.to_string()))?;
+            let (s, r) = sepstream_audio::read_audio(&c.path).map_err(|e| err(e.to_string()))?;
             let p = classify_samples(net, &fe, &s, r, tail).map_err(|e| err(e.to_string()))?;
             Ok(p.map(|v| argmax(&v)))
         })
@@ -207,7 +207,7 @@ pub fn build_stream(
 ) -> Result<(Vec<f32>, Vec<PlacedWord>), TrainError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let load = |c: &Clip| -> Result<Vec<f32>, TrainError> {
-        let (s, r) = sepstream_audio::read_wav(&c.path)
+        let (s, r) = sepstream_audio::read_audio(&c.path)
             .map_err(|e| TrainError::Data(format!("{}: {e}", c.path.display())))?;
         sepstream_audio::resample_clip(&s, r, rate).map_err(|e| TrainError::Data(e.to_string()))
     };
@@ -387,6 +387,60 @@ fn run_detector(
     }
     fs.finish(&mut on);
     Ok(events)
+}
+
+/// Streams an audio source block by block through FeatureStream -> Network::step ->
+/// KeywordDetector: `on_event` gets each event as soon as it is decided and `seen(time, frame,
+/// output)` every feature frame. Memory does not grow with the length of the source (an hour of
+/// audio or an endless pipe).
+///
+/// When the source turns out to be damaged or cut part of the way in, every event before the
+/// damage has been passed to `on_event` by the time the error is returned.
+pub fn detect_reader(
+    net: &Network,
+    fe: &FrontendConfig,
+    de: &DecisionConfig,
+    reader: &mut sepstream_audio::AudioReader,
+    mut on_event: impl FnMut(Event),
+    mut seen: impl FnMut(f64, &[f32], Option<&[f32]>),
+) -> Result<(), sepstream_audio::AudioError> {
+    let mut fs = FeatureStream::new(fe, reader.info().sample_rate)?;
+    let period = net.time_stride() as f64 / fe.frame_rate();
+    let mut det = KeywordDetector::new(de, &net.spec().labels, period);
+    let mut st = net.new_state();
+    let mut on = |t: f64, fr: &[f32]| {
+        let out = net.step(&mut st, fr);
+        seen(t, fr, out);
+        if let Some(o) = out {
+            if let Some(e) = det.push(t, o) {
+                on_event(Event {
+                    keyword: e.keyword,
+                    label_index: e.label_index,
+                    start: e.start,
+                    end: e.end,
+                    score: e.score,
+                });
+            }
+        }
+    };
+    let mut block = Vec::with_capacity(sepstream_audio::DEFAULT_BLOCK);
+    loop {
+        match reader.read_block(&mut block) {
+            Ok(0) => break,
+            Ok(_) => fs.push(&block, &mut on),
+            Err(e) => {
+                fs.finish(&mut on);
+                return Err(e);
+            }
+        }
+    }
+    fs.finish(&mut on);
+    if reader.frames_read() == 0 {
+        return Err(sepstream_audio::AudioError::Empty {
+            path: reader.path().to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Clips of a folder, for evaluation.

@@ -127,7 +127,7 @@ pub struct LoadedClip {
 /// Reads a WAV with sepstream-audio, resamples to `rate` if needed and keeps the loudest
 /// `len`-sample window (centred zero padding when shorter).
 pub fn read_clip(path: &Path, rate: u32, len: usize) -> Result<Vec<f32>, TrainError> {
-    let (mono, r) = sepstream_audio::read_wav(path)
+    let (mono, r) = sepstream_audio::read_audio(path)
         .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
     let mono = sepstream_audio::resample_clip(&mono, r, rate)
         .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;

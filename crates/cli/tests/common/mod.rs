@@ -83,7 +83,7 @@ pub fn pick_clip(model: &KwsModel, keywords: &[&str]) -> Option<(String, PathBuf
             .unwrap_or_default();
         clips.sort();
         for clip in clips.iter().take(30) {
-            let Ok((s, r)) = sepstream_audio::read_wav(clip) else {
+            let Ok((s, r)) = sepstream_audio::read_audio(clip) else {
                 continue;
             };
             if let Some(end) = offline_detect(model, &s, r, kw) {
