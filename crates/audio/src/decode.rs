@@ -65,6 +65,11 @@ struct Compressed {
     bytes_read: Arc<AtomicU64>,
     /// Decoded mono frames not yet returned (a packet can be larger than a block).
     carry: Vec<f32>,
+    /// Where the next packet should start (the last packet's timestamp plus its duration) and
+    /// that duration: a start later by a whole packet or more means the demuxer skipped damaged
+    /// data to find its way again. (Vorbis packets overlap by up to 1024 frames, hence the
+    /// floor.)
+    next_pts: Option<(i64, i64)>,
 }
 
 enum Inner {
@@ -288,6 +293,7 @@ impl AudioReader {
                 interleaved: Vec::new(),
                 bytes_read,
                 carry: Vec::new(),
+                next_pts: None,
             })),
             AudioInfo {
                 sample_rate,
@@ -423,6 +429,26 @@ impl Compressed {
             if packet.track_id != self.track_id {
                 continue;
             }
+            let pts = packet.pts.get();
+            if let Some((expected, last_dur)) = self.next_pts {
+                if pts - expected >= last_dur.max(1024) {
+                    let reason = format!(
+                        "{} frames are missing: the decoder skipped damaged data",
+                        pts - expected
+                    );
+                    let offset = self.bytes_read.load(Ordering::Relaxed);
+                    return (
+                        out.len(),
+                        Some(AudioError::Damaged {
+                            path: path.to_path_buf(),
+                            offset,
+                            reason,
+                        }),
+                    );
+                }
+            }
+            let dur = packet.dur.get() as i64;
+            self.next_pts = Some((pts.saturating_add(dur), dur));
             let decoder = &mut self.decoder;
             let interleaved = &mut self.interleaved;
             let decoded = guarded(|| {

@@ -177,7 +177,7 @@ impl Job<'_> {
         outcome.events = events;
         outcome.seconds = reader.seconds_read();
         if let Err(e) = result {
-            outcome.error = Some(describe(e, outcome.events));
+            outcome.error = Some(describe(e, outcome.events, outcome.seconds));
         }
         if let Some(png) = plot {
             let title = format!("{name} ({})", self.net.spec().name);
@@ -201,11 +201,11 @@ impl Job<'_> {
 }
 
 /// The error of a file, saying what was kept when it broke part of the way in.
-fn describe(e: AudioError, events: usize) -> anyhow::Error {
+fn describe(e: AudioError, events: usize, seconds: f64) -> anyhow::Error {
     match e {
-        AudioError::Truncated { .. } | AudioError::Damaged { .. } => {
-            anyhow::anyhow!("{e} (the {events} events before it are printed)")
-        }
+        AudioError::Truncated { .. } | AudioError::Damaged { .. } => anyhow::anyhow!(
+            "{e} (after {seconds:.2} s of audio; the {events} events before it are printed)"
+        ),
         other => other.into(),
     }
 }

@@ -12,10 +12,6 @@ fn root() -> PathBuf {
 #[test]
 fn sample_wav_keywords_in_order_and_time() {
     let r = root();
-    if !r.join("configs/kws.toml").is_file() {
-        eprintln!("skipping: no shipped model configs/kws.toml yet");
-        return;
-    }
     let out = Command::new(env!("CARGO_BIN_EXE_sepstream"))
         .current_dir(&r)
         .args(["wav", "--json", "assets/sample_keywords.wav"])
@@ -69,10 +65,6 @@ fn sample_wav_keywords_in_order_and_time() {
 #[test]
 fn a_bad_file_fails_alone() {
     let r = root();
-    if !r.join("configs/kws.toml").is_file() {
-        eprintln!("skipping: no shipped model configs/kws.toml yet");
-        return;
-    }
     let bad = std::env::temp_dir().join("sepstream_wav_test_bad.wav");
     std::fs::write(&bad, b"not a wav").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sepstream"))
@@ -90,10 +82,6 @@ fn a_bad_file_fails_alone() {
 #[test]
 fn plot_draws_spectrogram_and_posteriors_without_changing_events() {
     let r = root();
-    if !r.join("configs/kws.toml").is_file() {
-        eprintln!("skipping: no shipped model configs/kws.toml yet");
-        return;
-    }
     let dir = std::env::temp_dir().join(format!("sepstream_plot_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("sample.png");
