@@ -253,8 +253,59 @@ fn device_id(d: &cpal::Device) -> Option<String> {
     d.id().ok().map(|id| id.to_string())
 }
 
+/// Whether the sound libraries' own messages reach stderr (off by default).
+static BACKEND_MESSAGES: AtomicBool = AtomicBool::new(false);
+/// One silenced section at a time (the saved stderr is per section).
+static QUIET_SECTION: Mutex<()> = Mutex::new(());
+
+/// Lets the sound libraries (ALSA, its JACK and OSS plugins) print their own diagnostics on
+/// stderr while devices are probed and opened; off by default (`sepstream --verbose` turns it on).
+///
+/// ALSA's error handler would hide only ALSA's lines, and JACK's client library writes to
+/// stderr itself; so instead, while cpal probes and opens devices, file descriptor 2 points at
+/// `/dev/null`, and is restored before anything else runs. Errors are values here and are
+/// reported after that, so a device that fails is still named with its reason.
+pub fn show_backend_messages(show: bool) {
+    BACKEND_MESSAGES.store(show, Ordering::Relaxed);
+}
+
+/// Runs `f` with stderr pointed at /dev/null, unless backend messages are shown.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    if BACKEND_MESSAGES.load(Ordering::Relaxed) {
+        return f();
+    }
+    let _one = QUIET_SECTION.lock().unwrap_or_else(|e| e.into_inner());
+    use std::io::Write;
+    let _ = std::io::stderr().flush();
+    // SAFETY: plain POSIX descriptor calls on descriptors this function owns (the duplicate of 2
+    // and /dev/null), with their results checked; fd 2 is restored before returning.
+    unsafe {
+        let saved = libc::dup(2);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if saved < 0 || null < 0 {
+            if saved >= 0 {
+                libc::close(saved);
+            }
+            if null >= 0 {
+                libc::close(null);
+            }
+            return f();
+        }
+        libc::dup2(null, 2);
+        libc::close(null);
+        let out = f();
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        out
+    }
+}
+
 /// Lists the input devices of the default host with their supported rates.
 pub fn list_input_devices() -> Result<Vec<InputDeviceInfo>, MicError> {
+    quietly(list_input_devices_loud)
+}
+
+fn list_input_devices_loud() -> Result<Vec<InputDeviceInfo>, MicError> {
     let host = cpal::default_host();
     let default_id = host.default_input_device().and_then(|d| device_id(&d));
     let devices = host.input_devices().map_err(|source| MicError::Backend {
@@ -382,6 +433,10 @@ fn find_device(host: &cpal::Host, name: &str) -> Result<cpal::Device, MicError> 
 impl MicCapture {
     /// Opens the device with its default input configuration and starts the stream.
     pub fn open(opts: &MicOptions) -> Result<MicCapture, MicError> {
+        quietly(|| Self::open_loud(opts))
+    }
+
+    fn open_loud(opts: &MicOptions) -> Result<MicCapture, MicError> {
         let host = cpal::default_host();
         let device = match &opts.device {
             Some(name) => find_device(&host, name)?,

@@ -19,6 +19,10 @@ mod wav_plot;
 #[derive(Parser)]
 #[command(name = "sepstream", version, about, long_about = None)]
 struct Cli {
+    /// Let the sound libraries (ALSA, JACK) print their own diagnostics while devices are
+    /// probed; hidden by default (device errors are reported either way).
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +73,7 @@ fn main() -> std::process::ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    sepstream_audio::mic::show_backend_messages(cli.verbose);
     let result = match cli.command {
         Command::Listen(a) => cmd_listen::run(a),
         Command::Devices(a) => cmd_devices::run(a),

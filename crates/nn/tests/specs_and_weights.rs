@@ -280,3 +280,29 @@ groups = 2
     let err = Network::random(ModelSpec::from_toml_str(&dense).unwrap(), 1).unwrap_err();
     assert!(err.to_string().contains("takes no `groups`"), "{err}");
 }
+
+#[test]
+fn bundled_models_load_and_equal_their_files_in_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for m in sepstream_nn::bundled::BUNDLED {
+        let bundled = m.network().expect("a bundled model loads");
+        let spec = m.spec().unwrap();
+        let weights = spec.weights.clone().expect("the spec names its weights");
+        let on_disk = root.join("configs").join(&weights);
+        assert_eq!(std::fs::read(&on_disk).unwrap(), m.weights, "{}", m.name);
+        let shape = bundled.input_shape();
+        let mut st = bundled.new_state();
+        let frame = vec![0.1f32; shape.width * shape.channels];
+        assert!(
+            (0..200).any(|_| bundled.step(&mut st, &frame).is_some()),
+            "{}",
+            m.name
+        );
+        assert!(!m.licence.is_empty() && !m.measured.is_empty() && !m.source.is_empty());
+    }
+    assert!(sepstream_nn::bundled::find(sepstream_nn::bundled::DEFAULT_KEYWORD_MODEL).is_some());
+    let err = sepstream_nn::bundled::ModelSource::resolve(std::path::Path::new("no/such.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no/such.toml") && err.contains("kws"), "{err}");
+}

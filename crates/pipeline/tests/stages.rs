@@ -334,3 +334,14 @@ fn a_stage_stuck_in_process_is_reported_not_waited_for() {
         other => panic!("expected Hung, got {other:?}"),
     }
 }
+
+#[test]
+fn the_shipped_settings_are_compiled_in_and_equal_the_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let from_file = sepstream_pipeline::PipelineConfig::load(&root.join("configs/pipeline.toml"))
+        .expect("configs/pipeline.toml");
+    let shipped = sepstream_pipeline::PipelineConfig::shipped();
+    assert_eq!(shipped, from_file);
+    // And they are not merely the defaults of the types.
+    assert_ne!(shipped, sepstream_pipeline::PipelineConfig::default());
+}
