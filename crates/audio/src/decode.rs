@@ -73,7 +73,7 @@ struct Compressed {
 }
 
 enum Inner {
-    Wav(WavBlockReader),
+    Wav(Box<WavBlockReader>),
     Compressed(Box<Compressed>),
 }
 
@@ -188,7 +188,7 @@ impl AudioReader {
             };
             return Ok(Self::new(
                 name,
-                Inner::Wav(wav),
+                Inner::Wav(Box::new(wav)),
                 AudioInfo {
                     sample_rate: w.sample_rate,
                     channels: w.channels,

@@ -15,9 +15,10 @@ mod cmd_wav;
 mod model_arg;
 mod wav_plot;
 
-/// Causal, incremental depthwise-separable CNNs on live streams.
+/// Keyword spotting in audio files, pipes and from the microphone, with causal depthwise-separable
+/// CNNs run one frame at a time; robot perception and model tools on the same engine.
 #[derive(Parser)]
-#[command(name = "sepstream", version, about, long_about = None)]
+#[command(name = "sepstream", version, long_about = None)]
 struct Cli {
     /// Let the sound libraries (ALSA, JACK) print their own diagnostics while devices are
     /// probed; hidden by default (device errors are reported either way).
@@ -33,7 +34,7 @@ enum Command {
     Listen(cmd_listen::Args),
     /// List audio input devices and their supported sample rates.
     Devices(cmd_devices::Args),
-    /// Spot keywords in WAV files.
+    /// Spot keywords in audio files (WAV, FLAC, MP3, Ogg/Vorbis) or standard input (`-`).
     Wav(cmd_wav::Args),
     /// Evaluate a keyword model on a Speech Commands-layout folder with the streaming engine.
     Eval(cmd_eval::Args),

@@ -24,7 +24,7 @@ use sepstream_peers::{
 /// Largest |difference| a peer's output may have from sepstream's streaming output.
 const TOLERANCE: f32 = 1e-3;
 
-/// The speed-up over `Network::forward` the issue asks of streaming.
+/// The speed-up over `Network::forward` streaming is held to.
 const REQUIRED_SPEEDUP: f64 = 25.0;
 
 /// One column of the table: per-hop seconds and the largest output difference.
