@@ -54,10 +54,13 @@ pub struct Args {
 
 /// Prints each file's events in the order of the command line while files run in parallel:
 /// the first unfinished file's events go out as they are found, the others' wait their turn.
+/// A failed write (a full disk, a closed file) is kept and reported at the end: never a silent
+/// loss.
 struct OrderedPrinter {
     next: usize,
     waiting: Vec<Vec<String>>,
     finished: Vec<bool>,
+    write_error: Option<std::io::Error>,
 }
 
 impl OrderedPrinter {
@@ -66,14 +69,27 @@ impl OrderedPrinter {
             next: 0,
             waiting: vec![Vec::new(); n],
             finished: vec![false; n],
+            write_error: None,
+        }
+    }
+
+    fn write(&mut self, lines: &[String]) {
+        if self.write_error.is_some() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let result = lines
+            .iter()
+            .try_for_each(|l| writeln!(out, "{l}"))
+            .and_then(|()| out.flush());
+        if let Err(e) = result {
+            self.write_error = Some(e);
         }
     }
 
     fn line(&mut self, file: usize, line: String) {
         if file == self.next {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            self.write(std::slice::from_ref(&line));
         } else {
             self.waiting[file].push(line);
         }
@@ -81,16 +97,17 @@ impl OrderedPrinter {
 
     fn finish(&mut self, file: usize) {
         self.finished[file] = true;
-        let mut out = std::io::stdout().lock();
         while self.next < self.finished.len() && self.finished[self.next] {
             self.next += 1;
             if self.next < self.waiting.len() {
-                for l in std::mem::take(&mut self.waiting[self.next]) {
-                    let _ = writeln!(out, "{l}");
-                }
+                let lines = std::mem::take(&mut self.waiting[self.next]);
+                self.write(&lines);
             }
         }
-        let _ = out.flush();
+    }
+
+    fn failed(&self) -> bool {
+        self.write_error.is_some()
     }
 }
 
@@ -261,7 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for _ in 0..jobs {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
+                if i >= n || printer.lock().is_ok_and(|p| p.failed()) {
                     break;
                 }
                 let path = &args.files[i];
@@ -293,6 +310,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     });
     bar.finish_and_clear();
+    if let Some(e) = printer.into_inner().ok().and_then(|p| p.write_error) {
+        // Events that could not be written are lost to the reader: say so, fail.
+        anyhow::bail!("writing the events to standard output: {e}");
+    }
     let failed = failed.into_inner();
     if failed > 0 {
         if n > 1 {

@@ -315,3 +315,31 @@ fn robot_and_listen_find_their_models_from_another_folder() {
     assert_eq!(heard, SAMPLE_WORDS, "{}", stderr(&out));
     assert!(!scratch("cwd").join("configs").exists());
 }
+
+#[test]
+fn a_full_disk_is_an_error_not_a_silent_loss() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skip: no /dev/full on this system");
+        return;
+    };
+    for json in [false, true] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sepstream"));
+        c.arg("wav");
+        if json {
+            c.arg("--json");
+        }
+        let out = c
+            .arg(sample())
+            .stdout(full.try_clone().unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "json={json}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("writing the events") && err.contains("space"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
