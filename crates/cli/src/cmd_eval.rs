@@ -11,8 +11,21 @@ use sepstream_train::evaluate;
 #[derive(clap::Args)]
 pub struct Args {
     /// Speech Commands-layout folder (one folder per label).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "false_accepts")]
+    data: Option<PathBuf>,
+    /// Events per hour over long recordings in which nobody addresses the device (every audio
+    /// file under DIR, WAV/FLAC/MP3/Ogg): each event is a false accept. With --val-split, only
+    /// the held-out speakers (the file name up to its first `-` or `_`).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "stream", "clip_tail"])]
+    false_accepts: Option<PathBuf>,
+    /// With --stream: put the keyword clips into this continuous background (every audio file
+    /// under DIR end to end; repeat for speech and noise) at 5-20 dB SNR, instead of silence
+    /// gaps between them.
+    #[arg(long, value_name = "DIR", requires = "stream")]
+    background: Vec<PathBuf>,
+    /// With --background: the range of signal-to-noise ratios (dB) the words are mixed at.
+    #[arg(long, value_name = "LOW:HIGH", default_value = "5:20", value_parser = parse_snr, requires = "background", allow_hyphen_values = true)]
+    snr: (f32, f32),
     /// Model: a spec file (with its weights) or a bundled model's name (`sepstream models`);
     /// default: the bundled keyword model `kws`.
     #[arg(long)]
@@ -45,9 +58,95 @@ pub struct Args {
     json: bool,
 }
 
+/// "LOW:HIGH" in dB, LOW < HIGH.
+fn parse_snr(s: &str) -> Result<(f32, f32), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected LOW:HIGH in dB, e.g. 5:20"))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .map_err(|_| format!("{v:?} is not a number of dB"))
+    };
+    let (lo, hi) = (num(a)?, num(b)?);
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(format!("{s:?}: LOW must be below HIGH"));
+    }
+    Ok((lo, hi))
+}
+
+/// The spec's decision settings with --threshold/--smoothing applied and checked.
+fn decision_of(
+    net: &sepstream_nn::Network,
+    args: &Args,
+) -> anyhow::Result<sepstream_audio::DecisionConfig> {
+    let (_, mut decision) = evaluate::configs(net)?;
+    if let Some(t) = args.threshold {
+        decision.threshold = t;
+    }
+    if let Some(t) = args.smoothing {
+        decision.smoothing = t;
+    }
+    decision
+        .validate()
+        .context("--threshold/--smoothing out of range")?;
+    Ok(decision)
+}
+
+fn run_false_accepts(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut files =
+        evaluate::audio_files(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
+    if args.val_split {
+        files.retain(|f| {
+            sepstream_train::dataset::is_validation(
+                &evaluate::recording_speaker(f),
+                args.seed,
+                args.val_percent,
+            )
+        });
+    }
+    let decision = decision_of(&net, args)?;
+    let r = evaluate::eval_false_accepts(&net, &decision, &files)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "decision: smoothing {} s, threshold {}, refractory {} s",
+            decision.smoothing, decision.threshold, decision.refractory
+        );
+        println!("recordings: {} files, {:.3} h", r.files, r.hours);
+        println!(
+            "false accepts per hour: {:.1} ({} events)",
+            r.events_per_hour, r.events
+        );
+        let per: Vec<String> = r
+            .per_keyword
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!("by keyword: {}", per.join(", "));
+        for (f, n, s) in &r.worst_files {
+            println!("  {n:>3} events in {s:>6.1} s  {f}");
+        }
+    }
+    for (p, e) in &r.errors {
+        eprintln!("error: {p}: {e}");
+    }
+    Ok(if r.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut clips = evaluate::clips_of(&args.data)
-        .with_context(|| format!("reading {}", args.data.display()))?;
+    if let Some(dir) = &args.false_accepts {
+        return run_false_accepts(&args, dir);
+    }
+    let data = args.data.clone().context("--data DIR is needed")?;
+    let mut clips =
+        evaluate::clips_of(&data).with_context(|| format!("reading {}", data.display()))?;
     let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
     if args.val_split {
         clips = sepstream_train::dataset::split_by_speaker(&clips, args.seed, args.val_percent).1;
@@ -57,17 +156,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clips = clips.into_iter().step_by(k).collect();
     }
     if args.stream {
-        let (fe, mut decision) = evaluate::configs(&net)?;
-        if let Some(t) = args.threshold {
-            decision.threshold = t;
-        }
-        if let Some(t) = args.smoothing {
-            decision.smoothing = t;
-        }
-        decision
-            .validate()
-            .context("--threshold/--smoothing out of range")?;
-        let (samples, words) = evaluate::build_stream(&clips, fe.sample_rate, args.seed)?;
+        let (fe, _) = evaluate::configs(&net)?;
+        let decision = decision_of(&net, &args)?;
+        let (samples, words) = if args.background.is_empty() {
+            evaluate::build_stream(&clips, fe.sample_rate, args.seed)?
+        } else {
+            let mut files = Vec::new();
+            for d in &args.background {
+                files.extend(
+                    evaluate::audio_files(d).with_context(|| format!("reading {}", d.display()))?,
+                );
+            }
+            evaluate::build_stream_on_background(
+                &clips,
+                fe.sample_rate,
+                args.seed,
+                &files,
+                args.snr,
+            )?
+        };
         let r = evaluate::eval_stream(&net, &decision, &samples, fe.sample_rate, &words)?;
         if args.json {
             println!("{}", serde_json::to_string(&r)?);

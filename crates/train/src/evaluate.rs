@@ -447,3 +447,218 @@ pub fn detect_reader(
 pub fn clips_of(dir: &Path) -> Result<Vec<Clip>, TrainError> {
     crate::dataset::scan(dir)
 }
+
+/// Audio files (WAV, FLAC, MP3, Ogg) under `dir`, recursively, sorted by path.
+pub fn audio_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, TrainError> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| TrainError::io(&d, e))?;
+        for e in entries {
+            let p = e.map_err(|e| TrainError::io(&d, e))?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                matches!(
+                    x.to_ascii_lowercase().as_str(),
+                    "wav" | "flac" | "mp3" | "ogg"
+                )
+            }) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(TrainError::Data(format!(
+            "{}: no audio files (wav, flac, mp3, ogg)",
+            dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// The speaker of a long recording: its file name up to the first `-` or `_` (LibriSpeech's
+/// `<speaker>-<chapter>-<n>.flac`, Speech Commands' `<speaker>_nohash_<n>.wav`).
+pub fn recording_speaker(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    stem.split(['-', '_']).next().unwrap_or(&stem).to_string()
+}
+
+/// Keyword events over recordings in which nobody addresses the device.
+#[derive(Clone, Debug, Serialize)]
+pub struct FalseAcceptEval {
+    pub files: usize,
+    pub hours: f64,
+    pub events: usize,
+    pub events_per_hour: f64,
+    /// Events per keyword, by label order (keywords with none left out).
+    pub per_keyword: Vec<(String, usize)>,
+    /// The files with the most events: (path, events, seconds).
+    pub worst_files: Vec<(String, usize, f64)>,
+    /// Files that could not be read to their end (path, reason); their events before the damage
+    /// still count.
+    pub errors: Vec<(String, String)>,
+}
+
+/// Streams every file through the engine and the detector (`decision`, normally the spec's),
+/// each from a reset state, and counts the events: every one is a false accept.
+pub fn eval_false_accepts(
+    net: &Network,
+    decision: &DecisionConfig,
+    files: &[std::path::PathBuf],
+) -> Result<FalseAcceptEval, TrainError> {
+    let (fe, _) = configs(net)?;
+    let labels = &net.spec().labels;
+    let per_file: Vec<(Vec<usize>, f64, Option<String>)> = files
+        .par_iter()
+        .map(|path| {
+            let mut events = Vec::new();
+            let mut reader = match sepstream_audio::AudioReader::open(path) {
+                Ok(r) => r,
+                Err(e) => return (events, 0.0, Some(e.to_string())),
+            };
+            let r = detect_reader(
+                net,
+                &fe,
+                decision,
+                &mut reader,
+                |e| events.push(e.label_index),
+                |_, _, _| {},
+            );
+            (
+                events,
+                reader.seconds_read(),
+                r.err().map(|e| e.to_string()),
+            )
+        })
+        .collect();
+    let mut counts = vec![0usize; labels.len()];
+    let mut seconds = 0.0;
+    let mut errors = Vec::new();
+    let mut worst = Vec::new();
+    for (path, (events, s, err)) in files.iter().zip(per_file) {
+        for &l in &events {
+            if l < counts.len() {
+                counts[l] += 1;
+            }
+        }
+        seconds += s;
+        worst.push((path.display().to_string(), events.len(), s));
+        if let Some(e) = err {
+            errors.push((path.display().to_string(), e));
+        }
+    }
+    worst.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    worst.truncate(5);
+    let events: usize = counts.iter().sum();
+    let hours = seconds / 3600.0;
+    Ok(FalseAcceptEval {
+        files: files.len(),
+        hours,
+        events,
+        events_per_hour: events as f64 / hours.max(1e-9),
+        per_keyword: labels
+            .iter()
+            .cloned()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        worst_files: worst,
+        errors,
+    })
+}
+
+/// Signal-to-noise ratios (dB) at which keyword clips are put into a background by default.
+pub const BACKGROUND_SNR_DB: (f32, f32) = (5.0, 20.0);
+
+/// Builds one stream as [`build_stream`] does (words shuffled, seeded, 1-2 s apart), but over a
+/// continuous background made of `background` recordings (speech, noise) resampled to `rate`,
+/// played end to end from a seeded offset and brought to the words' median level less the middle
+/// of `snr_db` (dB; [`BACKGROUND_SNR_DB`] by default): every word is mixed into it at a random
+/// SNR in that range against
+/// the background under it, so the gaps hold running speech or noise and every event in them is
+/// a false accept.
+pub fn build_stream_on_background(
+    clips: &[Clip],
+    rate: u32,
+    seed: u64,
+    background: &[std::path::PathBuf],
+    snr_db: (f32, f32),
+) -> Result<(Vec<f32>, Vec<PlacedWord>), TrainError> {
+    if !(snr_db.0.is_finite() && snr_db.1.is_finite() && snr_db.0 < snr_db.1) {
+        return Err(TrainError::Data(format!(
+            "SNR range {}..{} dB: expected LOW < HIGH",
+            snr_db.0, snr_db.1
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6261_636b);
+    let mut bed = Vec::new();
+    for p in background {
+        let (s, r) = sepstream_audio::read_audio(p).map_err(|e| TrainError::Data(e.to_string()))?;
+        let s = sepstream_audio::resample_clip(&s, r, rate)
+            .map_err(|e| TrainError::Data(e.to_string()))?;
+        bed.extend_from_slice(&s);
+    }
+    if bed.is_empty() {
+        return Err(TrainError::Data("the background holds no audio".into()));
+    }
+    let (words_only, placed) = build_stream(
+        &clips
+            .iter()
+            .filter(|c| c.label != SILENCE)
+            .cloned()
+            .collect::<Vec<_>>(),
+        rate,
+        seed,
+    )?;
+    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt();
+    // The background is brought to the words' typical level less the middle SNR, so the words
+    // keep their own level (a louder word would clip) and the SNR range is met.
+    let at = |t: f64| ((t * f64::from(rate)) as usize).min(words_only.len());
+    let mut word_rms: Vec<f32> = placed
+        .iter()
+        .map(|w| rms(&words_only[at(w.start)..at(w.end).max(at(w.start))]))
+        .filter(|r| *r > 0.0)
+        .collect();
+    word_rms.sort_by(f32::total_cmp);
+    let typical = word_rms.get(word_rms.len() / 2).copied().unwrap_or(0.1);
+    let middle_snr = (snr_db.0 + snr_db.1) / 2.0;
+    let bed_gain = typical / 10f32.powf(middle_snr / 20.0) / rms(&bed).max(1e-9);
+    let offset = rng.random_range(0..bed.len());
+    let mut out: Vec<f32> = (0..words_only.len())
+        .map(|i| bed_gain * bed[(offset + i) % bed.len()])
+        .collect();
+    let len = out.len();
+    for (k, w) in placed.iter().enumerate() {
+        let (a, b) = (at(w.start), at(w.end).max(at(w.start)));
+        let word = &words_only[a..b];
+        let (wr, br) = (rms(word), rms(&out[a..b]));
+        let snr = rng.random_range(snr_db.0..snr_db.1);
+        let mut gain = if wr > 0.0 && br > 0.0 {
+            br * 10f32.powf(snr / 20.0) / wr
+        } else {
+            1.0
+        };
+        let peak = word.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if peak * gain > 0.99 {
+            gain = 0.99 / peak;
+        }
+        // The whole clip (its quiet lead-in and tail too): from half-way after the previous
+        // word's speech to half-way before the next one's.
+        let from = if k == 0 {
+            0
+        } else {
+            at((placed[k - 1].end + w.start) / 2.0)
+        };
+        let to = placed
+            .get(k + 1)
+            .map_or(len, |n| at((w.end + n.start) / 2.0));
+        for (o, x) in out[from..to].iter_mut().zip(&words_only[from..to]) {
+            *o += gain * x;
+        }
+    }
+    Ok((out, placed))
+}

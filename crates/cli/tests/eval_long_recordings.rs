@@ -1,0 +1,119 @@
+//! `sepstream eval --false-accepts DIR` counts the events over long recordings (every one a false
+//! accept; damaged files still count what came before the damage), and `--stream --background`
+//! puts the keyword clips into continuous background at the SNRs asked for.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn sepstream(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sepstream"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn false_accepts_counts_every_event_of_every_file() {
+    let dir = std::env::temp_dir().join(format!("sepstream-fa-{}", std::process::id()));
+    let nested = dir.join("speaker1");
+    std::fs::create_dir_all(&nested).unwrap();
+    let sample = root().join("assets/sample_keywords.wav");
+    std::fs::copy(&sample, dir.join("1-a.wav")).unwrap();
+    std::fs::copy(
+        root().join("assets/formats/sample_keywords_16k.flac"),
+        nested.join("2-b.flac"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "not audio, not counted").unwrap();
+    let dir_s = dir.to_str().unwrap();
+    let r = json(&sepstream(&["eval", "--false-accepts", dir_s, "--json"]));
+    assert_eq!(r["files"], 2);
+    assert_eq!(r["events"], 8, "{r}"); // the sample's four words, twice
+    let hours = r["hours"].as_f64().unwrap();
+    assert!((hours - 2.0 * 8.72 / 3600.0).abs() < 1e-4, "{hours}");
+    let per_hour = r["events_per_hour"].as_f64().unwrap();
+    assert!((per_hour - 8.0 / hours).abs() < 1e-6 * per_hour);
+    assert!(r["errors"].as_array().unwrap().is_empty());
+
+    // A cut file: its events before the cut count, and it is named as an error (exit 1).
+    let bytes = std::fs::read(&sample).unwrap();
+    std::fs::write(dir.join("3-cut.wav"), &bytes[..bytes.len() * 3 / 4]).unwrap();
+    let out = sepstream(&["eval", "--false-accepts", dir_s, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(r["files"], 3);
+    assert_eq!(r["events"], 11, "{r}"); // yes, stop, left before the cut at 6.5 s
+    assert!(r["errors"][0][0].as_str().unwrap().ends_with("3-cut.wav"));
+
+    // A folder with no audio is an error naming it.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = sepstream(&["eval", "--false-accepts", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no audio files"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn background_stream_detects_fewer_words_as_the_background_gets_louder() {
+    let data = root().join("../shared/data");
+    if !data.join("speech_commands").is_dir() || !data.join("background_noise").is_dir() {
+        eprintln!("skip: ../shared/data (speech_commands, background_noise) not found");
+        return;
+    }
+    let run = |snr: &str| {
+        json(&sepstream(&[
+            "eval",
+            "--data",
+            "../shared/data/speech_commands",
+            "--limit",
+            "150",
+            "--stream",
+            "--background",
+            "../shared/data/background_noise",
+            "--snr",
+            snr,
+            "--json",
+        ]))
+    };
+    let quiet = run("80:90");
+    let loud = run("-5:0");
+    let q = quiet["detection_rate"].as_f64().unwrap();
+    let l = loud["detection_rate"].as_f64().unwrap();
+    assert!(q > 0.6, "background 80-90 dB down: detection {q}");
+    assert!(
+        l < q,
+        "background at 0-5 dB above the words: {l}, far below: {q}"
+    );
+    assert!(quiet["hours"].as_f64().unwrap() > 0.0);
+    // A bad range is refused by name.
+    let out = sepstream(&[
+        "eval",
+        "--data",
+        "../shared/data/speech_commands",
+        "--stream",
+        "--background",
+        "../shared/data/background_noise",
+        "--snr",
+        "20:5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--snr"));
+}
