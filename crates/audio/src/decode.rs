@@ -18,7 +18,7 @@ use symphonia::core::meta::MetadataOptions;
 
 use crate::config::MAX_SAMPLE_RATE;
 use crate::error::AudioError;
-use crate::wav::{WavBlockReader, DEFAULT_BLOCK, MAX_CHANNELS, MIN_WAV_RATE};
+use crate::wav::{Ending, WavBlockReader, DEFAULT_BLOCK, MAX_CHANNELS, MIN_WAV_RATE};
 
 /// The name [`AudioReader::stdin`] gives standard input in messages.
 pub const STDIN_NAME: &str = "-";
@@ -89,8 +89,7 @@ pub struct AudioReader {
     info: AudioInfo,
     frames_read: u64,
     block: usize,
-    pending: Option<AudioError>,
-    done: bool,
+    ending: Ending,
 }
 
 /// Whether the first bytes are a RIFF/WAVE header.
@@ -207,8 +206,7 @@ impl AudioReader {
             info,
             frames_read: 0,
             block: DEFAULT_BLOCK,
-            pending: None,
-            done: false,
+            ending: Ending::default(),
         }
     }
 
@@ -336,21 +334,11 @@ impl AudioReader {
     /// the end). After damage, the frames before it come first and the error on the next call.
     pub fn read_block(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
         out.clear();
-        if let Some(e) = self.pending.take() {
-            self.done = true;
-            return Err(e);
-        }
-        if self.done {
-            return Ok(0);
+        if let Some(r) = self.ending.before_read() {
+            return r;
         }
         let got = match &mut self.inner {
-            Inner::Wav(w) => match w.read_block(out) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.done = true;
-                    return Err(e);
-                }
-            },
+            Inner::Wav(w) => w.read_block(out).inspect_err(|_| self.ending.done = true)?,
             Inner::Compressed(c) => {
                 let (n, mut error) = c.read_block(&self.path, self.block, out);
                 let announced = self.info.frames.unwrap_or(0);
@@ -364,22 +352,21 @@ impl AudioReader {
                         ),
                     });
                 }
-                if let Some(e) = error {
-                    self.pending = Some(e);
-                } else if n == 0 {
-                    self.done = true;
-                }
-                if n == 0 {
-                    if let Some(e) = self.pending.take() {
-                        self.done = true;
+                match error {
+                    // Nothing before the damage in this block: the error now.
+                    Some(e) if n == 0 => {
+                        self.ending.done = true;
                         return Err(e);
                     }
+                    // The frames before the damage now, the error on the next call.
+                    Some(e) => self.ending.pending = Some(e),
+                    None => {}
                 }
                 n
             }
         };
         if got == 0 {
-            self.done = true;
+            self.ending.done = true;
         }
         self.frames_read += got as u64;
         Ok(got)

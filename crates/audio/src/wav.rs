@@ -64,6 +64,26 @@ impl WavInfo {
     }
 }
 
+/// How a block reader ends: an error met after the last frames were returned waits here for
+/// the next call, and after it (or the end) every call returns 0.
+#[derive(Default)]
+pub(crate) struct Ending {
+    pub(crate) pending: Option<AudioError>,
+    pub(crate) done: bool,
+}
+
+impl Ending {
+    /// What a read returns before reading: the pending error, or 0 after the end; `None` to
+    /// go on reading.
+    pub(crate) fn before_read(&mut self) -> Option<Result<usize, AudioError>> {
+        if let Some(e) = self.pending.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        self.done.then_some(Ok(0))
+    }
+}
+
 /// Whether a data-chunk length is a placeholder left by a writer that could not seek back:
 /// 0 (`arecord` to a pipe, crashed recorders), `0xFFFFFFFF` (`ffmpeg`), or the
 /// `0x7FFF0000..=0x7FFFFFFF` range (`sox` writes `0x7FFFF000`, `arecord` `0x7FFFFFFF` rounded).
@@ -86,9 +106,7 @@ pub struct WavBlockReader {
     frames_read: u64,
     block: usize,
     bytes: Vec<u8>,
-    /// An error met after the last block's frames were returned; reported by the next call.
-    pending: Option<AudioError>,
-    done: bool,
+    ending: Ending,
 }
 
 fn u16_at(b: &[u8], i: usize) -> u16 {
@@ -285,8 +303,7 @@ impl WavBlockReader {
             frames_read: 0,
             block: DEFAULT_BLOCK,
             bytes: Vec::new(),
-            pending: None,
-            done: false,
+            ending: Ending::default(),
         })
     }
 
@@ -323,19 +340,15 @@ impl WavBlockReader {
     /// cut. A stream of unknown length ends at its last whole frame.
     pub fn read_block(&mut self, out: &mut Vec<f32>) -> Result<usize, AudioError> {
         out.clear();
-        if let Some(e) = self.pending.take() {
-            self.done = true;
-            return Err(e);
-        }
-        if self.done {
-            return Ok(0);
+        if let Some(r) = self.ending.before_read() {
+            return r;
         }
         let want = match self.info.frames {
             Some(total) => (self.block as u64).min(total - self.frames_read) as usize,
             None => self.block,
         };
         if want == 0 {
-            self.done = true;
+            self.ending.done = true;
             return Ok(0);
         }
         let want_bytes = want * self.block_align;
@@ -349,9 +362,9 @@ impl WavBlockReader {
         self.data_read += (frames * self.block_align) as u64;
         self.frames_read += frames as u64;
         if got < want_bytes {
-            self.done = self.info.frames.is_none();
+            self.ending.done = self.info.frames.is_none();
             if let Some(total) = self.info.frames {
-                self.pending = Some(AudioError::Truncated {
+                self.ending.pending = Some(AudioError::Truncated {
                     path: self.path.clone(),
                     offset: self.info.data_offset
                         + self.data_read
@@ -362,7 +375,8 @@ impl WavBlockReader {
                     ),
                 });
                 if frames == 0 {
-                    return Err(self.pending.take().expect("just set"));
+                    self.ending.done = true;
+                    return Err(self.ending.pending.take().expect("just set"));
                 }
             }
         }

@@ -58,6 +58,18 @@ pub struct Args {
     json: bool,
 }
 
+/// Names each file that could not be read on stderr; exit 1 when there was any.
+fn report_errors(errors: &[(String, String)]) -> ExitCode {
+    for (p, e) in errors {
+        eprintln!("error: {p}: {e}");
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// "LOW:HIGH" in dB, LOW < HIGH.
 fn parse_snr(s: &str) -> Result<(f32, f32), String> {
     let (a, b) = s
@@ -130,14 +142,7 @@ fn run_false_accepts(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitC
             println!("  {n:>3} events in {s:>6.1} s  {f}");
         }
     }
-    for (p, e) in &r.errors {
-        eprintln!("error: {p}: {e}");
-    }
-    Ok(if r.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report_errors(&r.errors))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -234,12 +239,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!();
         }
     }
-    for (p, e) in &r.errors {
-        eprintln!("error: {p}: {e}");
-    }
-    Ok(if r.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report_errors(&r.errors))
 }
