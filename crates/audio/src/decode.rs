@@ -18,7 +18,7 @@ use symphonia::core::meta::MetadataOptions;
 
 use crate::config::MAX_SAMPLE_RATE;
 use crate::error::AudioError;
-use crate::wav::{Ending, WavBlockReader, DEFAULT_BLOCK, MAX_CHANNELS, MIN_WAV_RATE};
+use crate::wav::{read_full, Ending, WavBlockReader, DEFAULT_BLOCK, MAX_CHANNELS, MIN_WAV_RATE};
 
 /// The name [`AudioReader::stdin`] gives standard input in messages.
 pub const STDIN_NAME: &str = "-";
@@ -160,15 +160,7 @@ impl AudioReader {
             error: e,
         };
         let mut head = [0u8; 12];
-        let mut got = 0;
-        while got < head.len() {
-            match reader.read(&mut head[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(e)),
-            }
-        }
+        let got = read_full(&mut reader, &mut head).map_err(io_err)?;
         let rejoined: Box<dyn Read + Send + Sync> =
             Box::new(Cursor::new(head[..got].to_vec()).chain(reader));
         if got < 4 || &head[0..4] == b"RIFF" {

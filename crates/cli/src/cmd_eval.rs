@@ -58,6 +58,13 @@ pub struct Args {
     json: bool,
 }
 
+fn print_decision(d: &sepstream_audio::DecisionConfig) {
+    println!(
+        "decision: smoothing {} s, threshold {}, refractory {} s",
+        d.smoothing, d.threshold, d.refractory
+    );
+}
+
 /// Names each file that could not be read on stderr; exit 1 when there was any.
 fn report_errors(errors: &[(String, String)]) -> ExitCode {
     for (p, e) in errors {
@@ -123,10 +130,7 @@ fn run_false_accepts(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitC
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!(
-            "decision: smoothing {} s, threshold {}, refractory {} s",
-            decision.smoothing, decision.threshold, decision.refractory
-        );
+        print_decision(&decision);
         println!("recordings: {} files, {:.3} h", r.files, r.hours);
         println!(
             "false accepts per hour: {:.1} ({} events)",
@@ -184,10 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
-            println!(
-                "decision: smoothing {} s, threshold {}, refractory {} s",
-                decision.smoothing, decision.threshold, decision.refractory
-            );
+            print_decision(&decision);
             println!(
                 "stream: {:.3} h, {} keywords among {} words",
                 r.hours,
