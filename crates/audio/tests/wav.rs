@@ -343,3 +343,77 @@ fn extensible_header_and_odd_chunks_before_the_data() {
     assert_eq!(x.len(), frames);
     assert!(x.iter().enumerate().all(|(i, v)| *v == ramp_value(i)));
 }
+
+/// A WAV stream of `seconds` of a 16 kHz tone made on the fly (placeholder length, as a pipe
+/// from a recorder gives), never held in memory.
+struct ToneStream {
+    header: Vec<u8>,
+    sent: usize,
+    frames_left: u64,
+    phase: u64,
+}
+
+impl ToneStream {
+    fn new(seconds: u64) -> Self {
+        ToneStream {
+            header: wav_bytes(1, 1, 16000, 16, &[], u32::MAX),
+            sent: 0,
+            frames_left: seconds * 16000,
+            phase: 0,
+        }
+    }
+}
+
+impl std::io::Read for ToneStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.sent < self.header.len() {
+            let n = buf.len().min(self.header.len() - self.sent);
+            buf[..n].copy_from_slice(&self.header[self.sent..self.sent + n]);
+            self.sent += n;
+            return Ok(n);
+        }
+        let frames = ((buf.len() / 2) as u64).min(self.frames_left) as usize;
+        for f in 0..frames {
+            let v = ((self.phase as f32 * 0.05).sin() * 8000.0) as i16;
+            buf[2 * f..2 * f + 2].copy_from_slice(&v.to_le_bytes());
+            self.phase += 1;
+        }
+        self.frames_left -= frames as u64;
+        Ok(2 * frames)
+    }
+}
+
+#[test]
+fn memory_stays_flat_however_long_the_stream() {
+    // Reading one minute and twenty minutes of a pipe allocates the same: the reader holds one
+    // block, whatever the length.
+    let read_all = |seconds: u64| {
+        let (frames, stats) = sepstream_testkit::count_allocations(|| {
+            let mut r = sepstream_audio::AudioReader::from_reader(
+                Path::new("-"),
+                Box::new(ToneStream::new(seconds)),
+            )
+            .unwrap();
+            let mut block = Vec::new();
+            let mut frames = 0u64;
+            while let Ok(n) = r.read_block(&mut block) {
+                if n == 0 {
+                    break;
+                }
+                frames += n as u64;
+            }
+            frames
+        });
+        assert_eq!(frames, seconds * 16000);
+        stats
+    };
+    let short = read_all(60);
+    let long = read_all(20 * 60);
+    assert_eq!(short.allocations, long.allocations, "{short:?} vs {long:?}");
+    assert_eq!(short.bytes, long.bytes);
+    assert!(
+        long.bytes < 1 << 20,
+        "{} bytes for a 20-minute stream",
+        long.bytes
+    );
+}
