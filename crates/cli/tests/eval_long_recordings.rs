@@ -117,3 +117,27 @@ fn background_stream_detects_fewer_words_as_the_background_gets_louder() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--snr"));
 }
+
+/// The bundled model's false accepts on read speech, measured at 373 per hour (model 2.1): a
+/// floor that catches a model or decision change that makes it chattier.
+#[test]
+fn bundled_model_false_accepts_on_read_speech_stay_under_the_floor() {
+    let speech = root().join("../shared/data/speech/librispeech");
+    if !speech.is_dir() {
+        eprintln!("skip: ../shared/data/speech/librispeech not found");
+        return;
+    }
+    let r = json(&sepstream(&[
+        "eval",
+        "--false-accepts",
+        speech.to_str().unwrap(),
+        "--json",
+    ]));
+    let hours = r["hours"].as_f64().unwrap();
+    assert!(hours > 0.45, "{hours} h of speech read");
+    let per_hour = r["events_per_hour"].as_f64().unwrap();
+    assert!(
+        per_hour <= 420.0,
+        "{per_hour} false accepts per hour (model 2.1: 373)"
+    );
+}
