@@ -43,6 +43,14 @@ pub enum NnError {
     UnusedTensor { tensor: String },
     #[error("{path}: not a valid safetensors file: {message}")]
     Weights { path: PathBuf, message: String },
+    /// A file asks for more than [`crate::ModelLimits`] allows; raised before the allocation.
+    #[error("{path}: {what} is {value}, more than the limit of {limit}")]
+    LimitExceeded {
+        path: PathBuf,
+        what: String,
+        value: u128,
+        limit: u128,
+    },
     #[error("model spec {path} names no weights file (add `weights = \"...\"`)")]
     NoWeights { path: PathBuf },
 }
