@@ -642,6 +642,8 @@ fn build_layers(
             op,
         };
         shape = layer.output();
+        // every layer's output frame is kept in the stream's state too
+        src.budget.state(&layer.name, 1, shape.len())?;
         layers.push(layer);
     }
     if !spec.labels.is_empty() && spec.labels.len() != shape.len() {

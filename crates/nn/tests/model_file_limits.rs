@@ -124,6 +124,17 @@ fn streaming_state_is_bounded_across_the_whole_model() {
     assert!(what.contains("streaming state"), "{what}");
     assert_eq!(value, 65_535 * 64 * 64);
     assert_eq!(limit, LIMITS.max_state_values as u128);
+
+    // Output frames are kept per layer too: 17 layers of the largest frame (2^22 values) are
+    // more than 2^26, although each frame alone is allowed and no layer has weights.
+    let layers = "[[layers]]\nkind = \"relu\"\n".repeat(17);
+    let spec = ModelSpec::from_toml_str(&spec_text(1 << 16, 64, &layers)).unwrap();
+    let (_, what, value, _) = limit_error(Network::random(spec, 1));
+    assert!(
+        what.contains("layer relu16") && what.contains("streaming state"),
+        "{what}"
+    );
+    assert_eq!(value, 17 << 22);
 }
 
 #[test]
