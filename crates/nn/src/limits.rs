@@ -1,10 +1,10 @@
 //! Size limits on model files, checked before anything is allocated from what a file asks for.
 //!
 //! A spec or weights file is untrusted input: a spec may ask for a million layers, a kernel of
-//! 2^60 taps or a tensor of a terabyte, and TOML may nest arrays a million deep (the `toml`
-//! crate parses and drops nested values recursively, so enough depth overflows the stack). Every
-//! such case is a [`crate::NnError::LimitExceeded`] naming the file and the limit, raised before
-//! the large allocation, with sizes computed in checked arithmetic.
+//! 2^60 taps or a tensor of a terabyte, or nest TOML a million deep. Every such case is a
+//! [`crate::NnError::LimitExceeded`] naming the file and the limit, raised before the large
+//! allocation, with sizes computed in checked arithmetic. (The `toml` parser, 1.2, also stops at
+//! a fixed recursion depth of its own; the nesting limit here does not depend on that.)
 
 use std::path::Path;
 

@@ -138,7 +138,7 @@ fn streaming_state_is_bounded_across_the_whole_model() {
 }
 
 #[test]
-fn deeply_nested_toml_is_refused_before_the_parser_recurses() {
+fn deeply_nested_toml_is_refused_before_it_is_parsed() {
     for depth in [100, 100_000] {
         let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
         let text = format!("{}\n[frontend]\nx = {nested}\n", spec_text(4, 1, ""));
