@@ -47,6 +47,14 @@ pub enum NnError {
         "model {name}: no such spec file, and no bundled model of that name (bundled: {bundled})"
     )]
     UnknownModel { name: PathBuf, bundled: String },
+    /// A file asks for more than [`crate::ModelLimits`] allows; raised before the allocation.
+    #[error("{path}: {what} is {value}, more than the limit of {limit}")]
+    LimitExceeded {
+        path: PathBuf,
+        what: String,
+        value: u128,
+        limit: u128,
+    },
     #[error("model spec {path} names no weights file (add `weights = \"...\"`)")]
     NoWeights { path: PathBuf },
 }

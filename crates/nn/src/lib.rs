@@ -15,6 +15,7 @@ pub mod ensemble;
 pub mod error;
 pub mod factorize;
 pub mod layers;
+pub mod limits;
 pub mod network;
 pub mod shape;
 pub mod spec;
@@ -22,6 +23,7 @@ pub mod weights;
 
 pub use error::NnError;
 pub use layers::{Layer, LayerState, Op};
+pub use limits::ModelLimits;
 pub use network::{Network, NetworkState};
 pub use shape::{Activation, FrameShape};
 pub use spec::{InputSpec, LayerSpec, ModelSpec, Size2};

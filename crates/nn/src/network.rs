@@ -9,6 +9,7 @@ use crate::error::NnError;
 use crate::layers::{
     AvgPool, Conv, ConvGeometry, Dense, Depthwise, Layer, LayerState, Op, Pointwise, Separable,
 };
+use crate::limits::{at_most, ModelLimits};
 use crate::shape::{Activation, FrameShape};
 use crate::spec::{LayerSpec, ModelSpec, LAYER_KINDS};
 use crate::weights::Weights;
@@ -70,6 +71,75 @@ impl TensorSource for FromWeights<'_> {
     }
 }
 
+/// What a model being built has asked for so far, against [`ModelLimits`]: every size is
+/// checked here before the layer that needs it allocates.
+struct Budget<'a> {
+    origin: &'a Path,
+    limits: ModelLimits,
+    params: u128,
+    state: u128,
+}
+
+impl Budget<'_> {
+    fn dimension(&self, layer: &str, what: &str, value: usize) -> Result<(), NnError> {
+        at_most(
+            self.origin,
+            &format!("layer {layer}: {what}"),
+            value as u128,
+            self.limits.max_dimension,
+        )
+        .map(drop)
+    }
+
+    fn frame(&self, layer: &str, shape: FrameShape) -> Result<(), NnError> {
+        let values = shape.width as u128 * shape.channels as u128;
+        at_most(
+            self.origin,
+            &format!("layer {layer}: values in an output frame"),
+            values,
+            self.limits.max_frame_values,
+        )
+        .map(drop)
+    }
+
+    fn tensor(&mut self, layer: &str, shape: &[usize]) -> Result<(), NnError> {
+        let n = shape
+            .iter()
+            .fold(1u128, |n, &d| n.saturating_mul(d as u128));
+        self.params = at_most(
+            self.origin,
+            &format!("layer {layer}: parameters in the model up to this layer"),
+            self.params.saturating_add(n),
+            self.limits.max_params,
+        )?;
+        Ok(())
+    }
+
+    fn state(&mut self, layer: &str, frames: usize, frame_len: usize) -> Result<(), NnError> {
+        let n = frames as u128 * frame_len as u128;
+        self.state = at_most(
+            self.origin,
+            &format!("layer {layer}: streaming state values in the model up to this layer"),
+            self.state.saturating_add(n),
+            self.limits.max_state_values,
+        )?;
+        Ok(())
+    }
+}
+
+/// A tensor source that checks each tensor's size against the budget before it is made.
+struct Bounded<'s, 'b> {
+    inner: &'s mut dyn TensorSource,
+    budget: Budget<'b>,
+}
+
+impl TensorSource for Bounded<'_, '_> {
+    fn tensor(&mut self, layer: &str, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, NnError> {
+        self.budget.tensor(layer, shape)?;
+        self.inner.tensor(layer, tensor, shape)
+    }
+}
+
 /// Uniform random weights scaled by fan-in (He-like), so activations stay in range.
 struct Random(ChaCha8Rng);
 
@@ -98,7 +168,7 @@ impl Network {
                 path: spec_path.to_path_buf(),
             })?;
         let weights = Weights::load(&weights_path)?;
-        Self::from_spec_and_tensors(spec, &weights)
+        Self::build(spec, &weights, spec_path)
     }
 
     /// Builds a network from a spec and safetensors bytes.
@@ -109,11 +179,16 @@ impl Network {
 
     /// Builds a network from a spec and named tensors; every tensor must be used.
     pub fn from_spec_and_tensors(spec: ModelSpec, weights: &Weights) -> Result<Self, NnError> {
+        Self::build(spec, weights, Path::new("<model spec>"))
+    }
+
+    /// Builds a network from a spec and named tensors; `origin` names the spec in errors.
+    fn build(spec: ModelSpec, weights: &Weights, origin: &Path) -> Result<Self, NnError> {
         let mut source = FromWeights {
             weights,
             used: Vec::new(),
         };
-        let layers = build_layers(&spec, &mut source)?;
+        let layers = build_layers(&spec, &mut source, origin)?;
         if let Some(unused) = weights
             .tensors
             .keys()
@@ -128,7 +203,11 @@ impl Network {
 
     /// Builds a network with deterministic random weights (for tests, benches and plumbing).
     pub fn random(spec: ModelSpec, seed: u64) -> Result<Self, NnError> {
-        let layers = build_layers(&spec, &mut Random(ChaCha8Rng::seed_from_u64(seed)))?;
+        let layers = build_layers(
+            &spec,
+            &mut Random(ChaCha8Rng::seed_from_u64(seed)),
+            Path::new("<model spec>"),
+        )?;
         Ok(Self { spec, layers })
     }
 
@@ -369,6 +448,28 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
     Ok(())
 }
 
+/// Every size a layer spec sets, each at most [`ModelLimits::max_dimension`].
+fn check_dimensions(budget: &Budget, name: &str, ls: &LayerSpec) -> Result<(), NnError> {
+    let pair = |s: Option<crate::spec::Size2>| s.map(|s| s.pair(true));
+    let sizes = [
+        ("out_channels", ls.out_channels),
+        ("kernel (time)", pair(ls.kernel).map(|p| p.0)),
+        ("kernel (width)", pair(ls.kernel).map(|p| p.1)),
+        ("stride (time)", pair(ls.stride).map(|p| p.0)),
+        ("stride (width)", pair(ls.stride).map(|p| p.1)),
+        ("dilation", ls.dilation),
+        ("frames", ls.frames),
+        ("units", ls.units),
+        ("groups", ls.groups),
+    ];
+    for (what, value) in sizes {
+        if let Some(v) = value {
+            budget.dimension(name, what, v)?;
+        }
+    }
+    Ok(())
+}
+
 fn positive(name: &str, what: &str, v: usize) -> Result<usize, NnError> {
     if v == 0 {
         Err(NnError::InvalidLayer {
@@ -407,8 +508,35 @@ fn geometry(name: &str, ls: &LayerSpec, input: FrameShape) -> Result<ConvGeometr
     ))
 }
 
-fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Layer>, NnError> {
+/// The layers of `spec`, every size checked against [`ModelLimits::DEFAULT`] before it is
+/// allocated; `origin` names the spec in errors.
+fn build_layers(
+    spec: &ModelSpec,
+    src: &mut dyn TensorSource,
+    origin: &Path,
+) -> Result<Vec<Layer>, NnError> {
+    let limits = ModelLimits::DEFAULT;
+    at_most(
+        origin,
+        "the number of layers",
+        spec.layers.len() as u128,
+        limits.max_layers,
+    )?;
+    let mut src = Bounded {
+        inner: src,
+        budget: Budget {
+            origin,
+            limits,
+            params: 0,
+            state: 0,
+        },
+    };
+    let src = &mut src;
     let input = &spec.input;
+    src.budget.dimension("input", "width", input.width)?;
+    src.budget.dimension("input", "channels", input.channels)?;
+    src.budget
+        .frame("input", FrameShape::new(input.width, input.channels))?;
     if input.width == 0 || input.channels == 0 {
         return Err(NnError::InvalidSpec(format!(
             "input width and channels must be at least 1, got {}x{}",
@@ -432,6 +560,7 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
             .clone()
             .unwrap_or_else(|| format!("{}{index}", ls.kind));
         check_fields(&name, ls)?;
+        check_dimensions(&src.budget, &name, ls)?;
         if layers.iter().any(|l: &Layer| l.name == name) {
             return Err(NnError::InvalidLayer {
                 layer: name,
@@ -444,6 +573,8 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
             "conv1d" | "conv2d" => {
                 let g = geometry(n, ls, shape)?;
                 let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
+                src.budget.frame(n, FrameShape::new(g.out_width, co))?;
+                src.budget.state(n, g.history_frames(), shape.len())?;
                 let wshape = if ls.kind == "conv1d" {
                     vec![co, shape.channels, g.k_t]
                 } else {
@@ -455,15 +586,19 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
             }
             "depthwise1d" | "depthwise2d" => {
                 let g = geometry(n, ls, shape)?;
+                src.budget.state(n, g.history_frames(), shape.len())?;
                 Op::Depthwise(depthwise(src, n, n, &ls.kind, g, act)?)
             }
             "pointwise" => {
                 let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
+                src.budget.frame(n, FrameShape::new(shape.width, co))?;
                 Op::Pointwise(pointwise(src, n, n, shape, co, ls.groups, act)?)
             }
             "separable1d" | "separable2d" => {
                 let g = geometry(n, ls, shape)?;
                 let co = positive(n, "out_channels", ls.out_channels.unwrap_or(0))?;
+                src.budget.frame(n, FrameShape::new(g.out_width, co))?;
+                src.budget.state(n, g.history_frames(), shape.len())?;
                 let dw = depthwise(src, n, &format!("{n}.depthwise"), &ls.kind, g, act)?;
                 let pw = pointwise(
                     src,
@@ -482,12 +617,17 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
             "relu" => Op::Activation(shape, Activation::Relu),
             "relu6" => Op::Activation(shape, Activation::Relu6),
             "identity" => Op::Activation(shape, Activation::Identity),
-            "avgpool" => Op::AvgPool(AvgPool {
-                input: shape,
-                frames: positive(n, "frames", ls.frames.unwrap_or(0))?,
-            }),
+            "avgpool" => {
+                let frames = positive(n, "frames", ls.frames.unwrap_or(0))?;
+                src.budget.state(n, frames - 1, shape.channels)?;
+                Op::AvgPool(AvgPool {
+                    input: shape,
+                    frames,
+                })
+            }
             "dense" => {
                 let units = positive(n, "units", ls.units.unwrap_or(0))?;
+                src.budget.frame(n, FrameShape::new(1, units))?;
                 let w = src.tensor(n, &format!("{n}.weight"), &[units, shape.len()])?;
                 let b = src.tensor(n, &format!("{n}.bias"), &[units])?;
                 Op::Dense(Dense::new(shape, units, w, b, act))
@@ -502,6 +642,8 @@ fn build_layers(spec: &ModelSpec, src: &mut dyn TensorSource) -> Result<Vec<Laye
             op,
         };
         shape = layer.output();
+        // every layer's output frame is kept in the stream's state too
+        src.budget.state(&layer.name, 1, shape.len())?;
         layers.push(layer);
     }
     if !spec.labels.is_empty() && spec.labels.len() != shape.len() {

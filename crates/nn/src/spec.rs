@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NnError;
+use crate::limits::{at_most, toml_nesting_depth, ModelLimits};
 use crate::shape::Activation;
 
 /// A whole model: what it reads, its layers in order, and what its outputs mean.
@@ -101,12 +102,34 @@ pub const LAYER_KINDS: &str = "conv1d, conv2d, depthwise1d, depthwise2d, pointwi
 separable2d, relu, relu6, identity, avgpool, dense, softmax, flatten";
 
 impl ModelSpec {
-    /// Parses a spec from TOML text; `origin` names the source in errors.
+    /// Parses a spec from TOML text; `origin` names the source in errors. The text's size, its
+    /// TOML nesting and the number of layers are checked against [`ModelLimits::DEFAULT`]
+    /// (the nesting before parsing, since the parser recurses).
     pub fn from_toml_str_named(text: &str, origin: &Path) -> Result<Self, NnError> {
-        toml::from_str(text).map_err(|e| NnError::SpecSyntax {
+        let limits = ModelLimits::DEFAULT;
+        at_most(
+            origin,
+            "the spec size in bytes",
+            text.len() as u128,
+            limits.max_spec_bytes,
+        )?;
+        at_most(
+            origin,
+            "the TOML nesting depth",
+            toml_nesting_depth(text) as u128,
+            limits.max_toml_nesting,
+        )?;
+        let spec: Self = toml::from_str(text).map_err(|e| NnError::SpecSyntax {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
-        })
+        })?;
+        at_most(
+            origin,
+            "the number of layers",
+            spec.layers.len() as u128,
+            limits.max_layers,
+        )?;
+        Ok(spec)
     }
 
     /// Parses a spec from TOML text.
@@ -114,8 +137,19 @@ impl ModelSpec {
         Self::from_toml_str_named(text, Path::new("<string>"))
     }
 
-    /// Reads and parses a spec file.
+    /// Reads and parses a spec file (its size is checked before it is read).
     pub fn load(path: &Path) -> Result<Self, NnError> {
+        let io_error = |error| NnError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let size = std::fs::metadata(path).map_err(io_error)?.len();
+        at_most(
+            path,
+            "the spec size in bytes",
+            size as u128,
+            ModelLimits::DEFAULT.max_spec_bytes,
+        )?;
         let text = std::fs::read_to_string(path).map_err(|source| NnError::Io {
             path: path.to_path_buf(),
             error: source,

@@ -7,6 +7,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use crate::error::NnError;
+use crate::limits::{exceeded, ModelLimits};
 
 /// One tensor: its shape and row-major values.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,8 +55,24 @@ impl Weights {
         Ok(Self { tensors })
     }
 
-    /// Reads a safetensors file.
+    /// Reads a safetensors file (its size is checked against [`ModelLimits::DEFAULT`] before it
+    /// is read; the safetensors parser checks every tensor against the bytes that are there).
     pub fn load(path: &Path) -> Result<Self, NnError> {
+        let size = std::fs::metadata(path)
+            .map_err(|error| NnError::Io {
+                path: path.to_path_buf(),
+                error,
+            })?
+            .len();
+        let limit = ModelLimits::DEFAULT.max_weights_bytes;
+        if size > limit {
+            return Err(exceeded(
+                path,
+                "the weights file size in bytes",
+                size as u128,
+                limit as u128,
+            ));
+        }
         let bytes = std::fs::read(path).map_err(|source| NnError::Io {
             path: path.to_path_buf(),
             error: source,

@@ -177,6 +177,8 @@ pub struct CaptureSource {
     started_at: Instant,
     last_frames: u64,
     last_progress: Instant,
+    /// The device failed or stalled: its stream is not joined on stop (see `stop`).
+    device_lost: bool,
 }
 
 impl CaptureSource {
@@ -196,6 +198,7 @@ impl CaptureSource {
             started_at: Instant::now(),
             last_frames: 0,
             last_progress: Instant::now(),
+            device_lost: false,
         }
     }
 
@@ -375,7 +378,10 @@ impl Source for CaptureSource {
     }
 
     fn poll(&mut self, out: &mut Outbox<AudioBlock>) -> Result<Flow, StageError> {
-        self.check_health()?;
+        if let Err(e) = self.check_health() {
+            self.device_lost = true;
+            return Err(e);
+        }
         let ended = self.sim_ended();
         let block_len = self.block_len;
         let rate = self.rate;
@@ -429,6 +435,10 @@ impl Source for CaptureSource {
                     let _ = t.join();
                 }
             }
+            // Dropping a cpal ALSA stream joins its worker thread. When the sound server dies,
+            // libpulse's ALSA plugin can leave that thread blocked forever on a lock, so a lost
+            // device's stream is leaked instead: the run ends now, and the process exits soon.
+            Some(Active::Mic(m)) if self.device_lost => std::mem::forget(m),
             Some(Active::Mic(m)) => drop(m),
             None => {}
         }
