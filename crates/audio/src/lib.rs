@@ -18,7 +18,7 @@ mod resample;
 mod stream;
 mod wav;
 
-pub use config::{FrontendConfig, MelScale, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+pub use config::{DctScale, FrontendConfig, MelScale, Spectrum, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 pub use decision::{DecisionConfig, KeywordDetector, KeywordEvent, KeywordHit};
 pub use error::AudioError;
 pub use frontend::{hz_to_mel, mel_band_edges, mel_to_hz, FeatureExtractor};
