@@ -194,7 +194,7 @@ fn build(
     let mut spec = ModelSpec {
         name: name.to_string(),
         description: Some(format!(
-            "Imported from {file} ({format}); time is the graph's {} axis. Trained on fixed \
+            "Imported from {file} ({format}); time is the graph's {}. Trained on fixed \
              windows of {} frames with zero padding on both sides in time: run causally, each \
              such layer reports its delay (`centered`)",
             graph.time_axis, graph.window_frames

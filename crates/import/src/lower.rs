@@ -279,9 +279,14 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
     Ok((layers, weights))
 }
 
-/// A layer without weights, named by its kind and position.
+/// A layer without weights, named by its kind (and its position if the kind repeats).
 fn stateless(spec: LayerSpec, done: &[Pending]) -> Pending {
-    let name = format!("{}{}", spec.kind, done.len());
+    let taken = |n: &str| done.iter().any(|p| p.spec.name.as_deref() == Some(n));
+    let name = if taken(&spec.kind) {
+        format!("{}{}", spec.kind, done.len())
+    } else {
+        spec.kind.clone()
+    };
     Pending {
         spec: spec.named(&name),
         weight: (vec![], vec![]),

@@ -295,7 +295,7 @@ pub(crate) fn lower(bytes: &[u8], path: &Path, output: Option<&str>) -> Result<G
         channels,
         window_frames,
         frontend: None,
-        time_axis: "H (NCHW axis 2)",
+        time_axis: "H axis (NCHW axis 2)",
     })
 }
 

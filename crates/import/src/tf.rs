@@ -428,7 +428,7 @@ pub(crate) fn lower(
         channels,
         window_frames: window_frames.unwrap_or(1),
         frontend,
-        time_axis: "H (NHWC axis 1)",
+        time_axis: "H axis (NHWC axis 1)",
     })
 }
 
