@@ -273,7 +273,7 @@ pub(crate) fn lower(bytes: &[u8], path: &Path, output: Option<&str>) -> Result<G
             }
             continue;
         }
-        if !n.input.iter().any(|i| *i == cur) {
+        if !n.input.contains(&cur) {
             continue;
         }
         lower_node(n, &consts, &mut shape, &mut flat, &mut steps)?;

@@ -143,6 +143,7 @@ fn write_graph(tag: &str, nodes: Vec<NodeDef>) -> PathBuf {
     path
 }
 
+#[allow(clippy::result_large_err)] // a test helper: the error is inspected, not propagated
 fn import(tag: &str, nodes: Vec<NodeDef>) -> Result<sepstream_import::Imported, ImportError> {
     let path = write_graph(tag, nodes);
     let opts = ImportOptions {
