@@ -8,6 +8,9 @@ use crate::error::AudioError;
 ///
 /// - `htk`: `mel(f) = 2595 * log10(1 + f / 700)`; triangles have unit peak (no area normalisation).
 ///   Same as `librosa.filters.mel(htk=True, norm=None)`.
+/// - `tf`: TensorFlow's `Mfcc` op: `mel(f) = 1127 ln(1 + f / 700)`, triangles linear in mel
+///   (not in Hz) with unit peak, and only FFT bins `floor(1.5 + f_min / bin_hz)` ..=
+///   `floor(f_max / bin_hz)` contribute (`bin_hz = sample_rate / n_fft`).
 /// - `slaney`: the Auditory Toolbox scale, linear below 1 kHz (`f / (200/3)`) and logarithmic above
 ///   (`15 + ln(f / 1000) / (ln(6.4) / 27)`); each triangle is scaled by `2 / (f_right - f_left)`
 ///   (equal area). Same as `librosa.filters.mel(htk=False, norm="slaney")`.
@@ -19,6 +22,31 @@ pub enum MelScale {
     Htk,
     /// Slaney formula, equal-area triangles.
     Slaney,
+    /// TensorFlow's `Mfcc` filterbank: triangles linear in mel, its own bin range.
+    Tf,
+}
+
+/// What the filterbank weighs: the power spectrum `|X_k|^2` or its square root `|X_k|`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Spectrum {
+    /// `|X_k|^2` (no 1/n_fft scaling).
+    #[default]
+    Power,
+    /// `|X_k|`, as TensorFlow's `Mfcc` op uses (it takes the square root of the squared
+    /// magnitude `AudioSpectrogram` gives it).
+    Magnitude,
+}
+
+/// How the DCT-II of the log-mel values is scaled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DctScale {
+    /// Orthonormal: `sqrt(1/N)` for coefficient 0, `sqrt(2/N)` for the others.
+    #[default]
+    Orthonormal,
+    /// TensorFlow's `Mfcc`: `sqrt(2/N)` for every coefficient, coefficient 0 included.
+    Tf,
 }
 
 /// The front-end definition: how samples become feature frames.
@@ -30,10 +58,12 @@ pub enum MelScale {
 /// 1. optional pre-emphasis over the continuous signal, `y[n] = x[n] - a * x[n-1]`, `x[-1] = 0`;
 /// 2. the `window` samples `[i*hop, i*hop + window)` times a periodic Hann window
 ///    `w[n] = 0.5 - 0.5 cos(2 pi n / window)`, zero-padded to `n_fft`;
-/// 3. power spectrum `|X_k|^2`, `k = 0..=n_fft/2` (no 1/n_fft scaling);
+/// 3. power spectrum `|X_k|^2`, `k = 0..=n_fft/2` (no 1/n_fft scaling), or its square root
+///    `|X_k|` with `spectrum = "magnitude"`;
 /// 4. mel filterbank of `n_mels` triangles between `f_min` and `f_max` ([`MelScale`]);
 /// 5. `ln(max(mel_power, log_floor))` (natural log);
-/// 6. if `n_mfcc` is set: orthonormal DCT-II over the `n_mels` log-mel values, first `n_mfcc` kept;
+/// 6. if `n_mfcc` is set: DCT-II over the `n_mels` log-mel values, first `n_mfcc` kept
+///    (orthonormal, or TensorFlow's scaling with `dct = "tf"`, [`DctScale`]);
 /// 7. if `mean`/`std` are set: `(x - mean[j]) / std[j]` per feature.
 ///
 /// The first frame waits for a full window (no padding); a clip of `n` samples gives
@@ -58,6 +88,10 @@ pub struct FrontendConfig {
     pub f_max: Option<f32>,
     /// Mel scale and filter normalisation (default `htk`).
     pub mel_scale: MelScale,
+    /// What the filterbank weighs (default `power`).
+    pub spectrum: Spectrum,
+    /// Scaling of the DCT that makes MFCCs (default `orthonormal`).
+    pub dct: DctScale,
     /// Floor applied before the natural log (default 1e-6).
     pub log_floor: f32,
     /// Pre-emphasis coefficient, e.g. 0.97 (default: none).
@@ -81,6 +115,8 @@ impl Default for FrontendConfig {
             f_min: 20.0,
             f_max: None,
             mel_scale: MelScale::Htk,
+            spectrum: Spectrum::Power,
+            dct: DctScale::Orthonormal,
             log_floor: 1e-6,
             preemphasis: None,
             n_mfcc: None,

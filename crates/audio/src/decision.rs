@@ -8,7 +8,7 @@ use crate::error::AudioError;
 ///
 /// Defaults: `smoothing = 0.3` s, `threshold = 0.6`, `release = 0.3`, `refractory = 1.0` s,
 /// `onset = 0.3`, `max_word = 1.0` s, `non_keywords = ["_silence_", "_unknown_"]`,
-/// `clip_tail = 0.0` s.
+/// `clip_tail = 0.0` s, `window = 0.0` s (none).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecisionConfig {
@@ -34,6 +34,10 @@ pub struct DecisionConfig {
     /// causal model has heard the whole word, as it has in a stream when it decides (0 = the
     /// posterior at the clip's last sample). Not used by the stream detector.
     pub clip_tail: f64,
+    /// The fixed window in seconds a model made for whole clips classifies at once (imported
+    /// graphs: 1 s); `sepstream eval --windowed` gives each clip exactly this much audio,
+    /// zero padded or cut, and runs the network over that window alone. 0 = none.
+    pub window: f64,
 }
 
 impl Default for DecisionConfig {
@@ -47,6 +51,7 @@ impl Default for DecisionConfig {
             max_word: 1.0,
             non_keywords: vec!["_silence_".into(), "_unknown_".into()],
             clip_tail: 0.0,
+            window: 0.0,
         }
     }
 }
@@ -91,6 +96,9 @@ impl DecisionConfig {
         }
         if !(self.clip_tail.is_finite() && (0.0..=2.0).contains(&self.clip_tail)) {
             return bad(format!("clip_tail = {}, expected 0..=2 s", self.clip_tail));
+        }
+        if !(self.window.is_finite() && (0.0..=60.0).contains(&self.window)) {
+            return bad(format!("window = {}, expected 0..=60 s", self.window));
         }
         Ok(())
     }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::config::{FrontendConfig, MelScale};
+use crate::config::{DctScale, FrontendConfig, MelScale, Spectrum};
 use crate::error::AudioError;
 
 /// Hz -> mel on the chosen scale.
 pub fn hz_to_mel(f: f64, scale: MelScale) -> f64 {
     match scale {
         MelScale::Htk => 2595.0 * (1.0 + f / 700.0).log10(),
+        MelScale::Tf => 1127.0 * (f / 700.0).ln_1p(),
         MelScale::Slaney => {
             let f_sp = 200.0 / 3.0;
             let min_log_hz = 1000.0;
@@ -30,6 +31,7 @@ pub fn hz_to_mel(f: f64, scale: MelScale) -> f64 {
 pub fn mel_to_hz(m: f64, scale: MelScale) -> f64 {
     match scale {
         MelScale::Htk => 700.0 * (10f64.powf(m / 2595.0) - 1.0),
+        MelScale::Tf => 700.0 * (m / 1127.0).exp_m1(),
         MelScale::Slaney => {
             let f_sp = 200.0 / 3.0;
             let min_log_hz = 1000.0;
@@ -64,6 +66,9 @@ struct MelBank {
 
 impl MelBank {
     fn new(cfg: &FrontendConfig) -> Self {
+        if cfg.mel_scale == MelScale::Tf {
+            return Self::tf(cfg);
+        }
         let edges = mel_band_edges(cfg);
         let n_bins = cfg.n_fft / 2 + 1;
         let bin_hz = cfg.sample_rate as f64 / cfg.n_fft as f64;
@@ -74,7 +79,7 @@ impl MelBank {
         for m in 0..cfg.n_mels {
             let (l, c, r) = (edges[m], edges[m + 1], edges[m + 2]);
             let norm = match cfg.mel_scale {
-                MelScale::Htk => 1.0,
+                MelScale::Htk | MelScale::Tf => 1.0,
                 MelScale::Slaney => 2.0 / (r - l),
             };
             let mut first = None;
@@ -107,6 +112,56 @@ impl MelBank {
         }
     }
 
+    /// TensorFlow's `Mfcc` filterbank: band edges evenly spaced in mel, each bin's weight
+    /// linear in its mel value between the edges, and only bins
+    /// `floor(1.5 + f_min / bin_hz) ..= floor(f_max / bin_hz)`.
+    fn tf(cfg: &FrontendConfig) -> Self {
+        let scale = MelScale::Tf;
+        let lo = hz_to_mel(cfg.f_min as f64, scale);
+        let hi = hz_to_mel(cfg.f_max() as f64, scale);
+        let n = cfg.n_mels + 2;
+        let edges: Vec<f64> = (0..n)
+            .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+            .collect();
+        let n_bins = cfg.n_fft / 2 + 1;
+        let bin_hz = cfg.sample_rate as f64 / cfg.n_fft as f64;
+        let first_bin = (1.5 + cfg.f_min as f64 / bin_hz) as usize;
+        let last_bin = ((cfg.f_max() as f64 / bin_hz) as usize).min(n_bins - 1);
+        let mut start = Vec::with_capacity(cfg.n_mels);
+        let mut offset = vec![0];
+        let mut weights = Vec::new();
+        for m in 0..cfg.n_mels {
+            let (l, c, r) = (edges[m], edges[m + 1], edges[m + 2]);
+            let band: Vec<(usize, f32)> = (first_bin..=last_bin)
+                .filter_map(|k| {
+                    let mel = hz_to_mel(k as f64 * bin_hz, scale);
+                    let w = if mel > l && mel <= c {
+                        (mel - l) / (c - l)
+                    } else if mel > c && mel < r {
+                        (r - mel) / (r - c)
+                    } else {
+                        0.0
+                    };
+                    (w > 0.0).then_some((k, w as f32))
+                })
+                .collect();
+            let s = band.first().map_or(0, |b| b.0);
+            let last = band.last().map_or(s, |b| b.0 + 1);
+            let mut dense = vec![0.0f32; last - s];
+            for (k, w) in band {
+                dense[k - s] = w;
+            }
+            start.push(s);
+            weights.extend_from_slice(&dense);
+            offset.push(weights.len());
+        }
+        MelBank {
+            start,
+            offset,
+            weights,
+        }
+    }
+
     fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (m, o) in out.iter_mut().enumerate() {
             let w = &self.weights[self.offset[m]..self.offset[m + 1]];
@@ -120,6 +175,7 @@ impl MelBank {
 /// All buffers and the FFT plan are made in `new`; `compute` allocates nothing.
 pub(crate) struct FrameCore {
     n_mels: usize,
+    magnitude: bool,
     log_floor: f32,
     hann: Vec<f32>,
     fft: Arc<dyn RealToComplex<f32>>,
@@ -150,7 +206,7 @@ impl FrameCore {
             let n = cfg.n_mels as f64;
             let mut d = Vec::with_capacity(n_mfcc * cfg.n_mels);
             for k in 0..n_mfcc {
-                let s = if k == 0 {
+                let s = if k == 0 && cfg.dct == DctScale::Orthonormal {
                     (1.0 / n).sqrt()
                 } else {
                     (2.0 / n).sqrt()
@@ -165,6 +221,7 @@ impl FrameCore {
         });
         FrameCore {
             n_mels: cfg.n_mels,
+            magnitude: cfg.spectrum == Spectrum::Magnitude,
             log_floor: cfg.log_floor,
             hann,
             fft_in: fft.make_input_vec(),
@@ -194,6 +251,9 @@ impl FrameCore {
                 .process_with_scratch(&mut self.fft_in, &mut self.spectrum, &mut self.scratch);
         for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
             *p = c.re * c.re + c.im * c.im;
+        }
+        if self.magnitude {
+            self.power.iter_mut().for_each(|p| *p = p.sqrt());
         }
         self.bank.apply(&self.power, &mut self.logmel);
         for v in self.logmel.iter_mut() {

@@ -22,7 +22,7 @@ mod resample;
 mod stream;
 mod wav;
 
-pub use config::{FrontendConfig, MelScale, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+pub use config::{DctScale, FrontendConfig, MelScale, Spectrum, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 pub use decision::{DecisionConfig, KeywordDetector, KeywordEvent, KeywordHit};
 pub use decode::{read_audio, AudioInfo, AudioReader, STDIN_NAME};
 pub use error::AudioError;

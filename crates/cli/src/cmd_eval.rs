@@ -53,6 +53,11 @@ pub struct Args {
     /// the spec's `[decision] clip_tail` (0 = at the clip's last sample).
     #[arg(long, conflicts_with = "stream")]
     clip_tail: Option<f64>,
+    /// Per clip: one fresh window of the spec's `[decision] window` seconds (zero padded or
+    /// cut), run offline with zero padding on both sides in time, as a graph trained on fixed
+    /// windows computes it, instead of the streaming engine.
+    #[arg(long, conflicts_with_all = ["stream", "clip_tail"])]
+    windowed: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -156,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().context("--data DIR is needed")?;
     let mut clips =
         evaluate::clips_of(&data).with_context(|| format!("reading {}", data.display()))?;
-    let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
+    let (net, model_name) = crate::model_arg::keyword_network(args.model.as_deref())?;
     if args.val_split {
         clips = sepstream_train::dataset::split_by_speaker(&clips, args.seed, args.val_percent).1;
     }
@@ -216,12 +221,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     decision.validate().context("--clip-tail out of range")?;
     let tail = decision.clip_tail;
-    let r = evaluate::eval_clips_with_tail(&net, &clips, tail)?;
+    let mode = if args.windowed {
+        if decision.window <= 0.0 {
+            anyhow::bail!(
+                "{}: --windowed needs the window the model was made for (`[decision] window`, \
+                 in seconds)",
+                model_name
+            );
+        }
+        evaluate::ClipMode::Window {
+            seconds: decision.window,
+        }
+    } else {
+        evaluate::ClipMode::Stream { tail }
+    };
+    let r = evaluate::eval_clips_in(&net, &clips, mode)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!("accuracy: {:.4} ({} clips)", r.accuracy, r.clips);
-        println!("each clip's posterior read {tail} s after its end (clip_tail)");
+        match mode {
+            evaluate::ClipMode::Stream { tail } => {
+                println!("streaming: each clip's posterior read {tail} s after its end (clip_tail)")
+            }
+            evaluate::ClipMode::Window { seconds } => {
+                println!("windowed: each clip one fresh {seconds} s window")
+            }
+        }
         println!("{:>10} {:>9} {:>9}", "label", "precision", "recall");
         for (i, l) in r.labels.iter().enumerate() {
             println!("{:>10} {:>9.4} {:>9.4}", l, r.precision[i], r.recall[i]);

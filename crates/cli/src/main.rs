@@ -6,6 +6,7 @@ mod cmd_bench;
 mod cmd_devices;
 mod cmd_ensemble;
 mod cmd_eval;
+mod cmd_import;
 mod cmd_inspect;
 mod cmd_listen;
 mod cmd_models;
@@ -38,6 +39,8 @@ enum Command {
     Wav(cmd_wav::Args),
     /// Evaluate a keyword model on a Speech Commands-layout folder with the streaming engine.
     Eval(cmd_eval::Args),
+    /// Import a frozen TensorFlow graph (.pb) or an ONNX file as a spec + safetensors.
+    Import(cmd_import::Args),
     /// Train a keyword model on a Speech Commands-layout folder.
     Train(cmd_train::Args),
     /// Merge models of one architecture, trained with different seeds, into one network.
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
         Command::Devices(a) => cmd_devices::run(a),
         Command::Wav(a) => cmd_wav::run(a),
         Command::Eval(a) => cmd_eval::run(a),
+        Command::Import(a) => cmd_import::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Ensemble(a) => cmd_ensemble::run(a),
         Command::Models(a) => cmd_models::run(a),

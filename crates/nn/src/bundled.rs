@@ -76,6 +76,45 @@ pub static BUNDLED: &[BundledModel] = &[
         licence: "MIT OR Apache-2.0",
         source: "depth_sectors: weights written by hand (separable 2D, row-streamed)",
     },
+    BundledModel {
+        name: "hello_edge_ds_cnn_s",
+        task: "keyword spotting (yes no up down left right on off stop go), imported",
+        spec_toml: include_str!("../../../configs/hello_edge_ds_cnn_s.toml"),
+        weights: include_bytes!("../../../assets/hello_edge_ds_cnn_s.safetensors"),
+        measured: "0.8808 accuracy one 1 s window per clip (as TensorFlow runs the graph; \
+                   `eval --windowed`), 0.8432 streamed, on the 3,539 Speech Commands test \
+                   clips (speakers it was not trained on)",
+        licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
+        source: "DS-CNN-S of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), \
+                 trained on Speech Commands v0.01, imported from DS_CNN_S.pb by sepstream \
+                 import",
+    },
+    BundledModel {
+        name: "hello_edge_ds_cnn_m",
+        task: "keyword spotting (yes no up down left right on off stop go), imported",
+        spec_toml: include_str!("../../../configs/hello_edge_ds_cnn_m.toml"),
+        weights: include_bytes!("../../../assets/hello_edge_ds_cnn_m.safetensors"),
+        measured: "0.8884 accuracy one 1 s window per clip (as TensorFlow runs the graph; \
+                   `eval --windowed`), 0.8200 streamed, on the 3,539 Speech Commands test \
+                   clips (speakers it was not trained on)",
+        licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
+        source: "DS-CNN-M of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), \
+                 trained on Speech Commands v0.01, imported from DS_CNN_M.pb by sepstream \
+                 import",
+    },
+    BundledModel {
+        name: "hello_edge_ds_cnn_l",
+        task: "keyword spotting (yes no up down left right on off stop go), imported",
+        spec_toml: include_str!("../../../configs/hello_edge_ds_cnn_l.toml"),
+        weights: include_bytes!("../../../assets/hello_edge_ds_cnn_l.safetensors"),
+        measured: "0.9053 accuracy one 1 s window per clip (as TensorFlow runs the graph; \
+                   `eval --windowed`), 0.8613 streamed, on the 3,539 Speech Commands test \
+                   clips (speakers it was not trained on)",
+        licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
+        source: "DS-CNN-L of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), \
+                 trained on Speech Commands v0.01, imported from DS_CNN_L.pb by sepstream \
+                 import",
+    },
 ];
 
 /// The bundled model called `name`.

@@ -277,6 +277,7 @@ pub fn factorize_model(
         stride: old.stride,
         dilation: old.dilation,
         centered: old.centered,
+        pad_left: old.pad_left,
         ..LayerSpec::default()
     };
     let mut new_weights = weights.clone();

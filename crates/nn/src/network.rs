@@ -319,6 +319,27 @@ impl Network {
         x
     }
 
+    /// The offline forward over one fixed window of `t` input frames, as a graph trained on
+    /// fixed windows computes it: every `centered` layer is zero padded in time on both sides
+    /// of the window (`(k_t - 1) * d / 2` frames before, its reported delay, and the rest
+    /// after), instead of causally; every other layer is causal as in [`Network::forward`].
+    /// This equals TensorFlow's 'SAME' padding wherever that pads `floor(total / 2)` =
+    /// `(k_t - 1) * d / 2` frames before (odd kernels with stride 1, and the window lengths
+    /// the importer checks). Returns every output frame (`ceil(t / time_stride)`).
+    pub fn forward_window(&self, frames: &[f32], t: usize) -> Vec<f32> {
+        let mut x = frames.to_vec();
+        let mut t = t;
+        for layer in &self.layers {
+            let t_out = t.div_ceil(layer.time_stride());
+            x = match layer.geometry() {
+                Some(g) if g.centered => centered_window(layer, g, &x, t),
+                _ => layer.forward(&x, t),
+            };
+            t = t_out;
+        }
+        x
+    }
+
     /// The weights in the layout the spec's weights file uses.
     pub fn weights(&self) -> Weights {
         let mut w = Weights::default();
@@ -361,6 +382,29 @@ impl Network {
     }
 }
 
+/// One centred layer over a window of `t` frames with zero padding on both sides: output `j`
+/// reads inputs `j*s - delay + x*d`, x = 0..k_t (zeros outside `0..t`). Runs the causal
+/// oracle over the window with zero frames added before and after, and keeps the outputs that
+/// line up.
+fn centered_window(layer: &Layer, g: &ConvGeometry, x: &[f32], t: usize) -> Vec<f32> {
+    let s = g.s_t;
+    let span = g.history_frames();
+    let before = g.delay();
+    let t_out = t.div_ceil(s);
+    // Causal output i of the padded sequence reads padded frames i*s - span ..= i*s; with
+    // `lead` zero frames in front that is window frame i*s - span - lead. Output j needs
+    // window frame j*s - before, so i = j + q where q*s = span + lead - before.
+    let q = (span - before).div_ceil(s);
+    let lead = q * s + before - span;
+    let len = (lead + t).max((t_out - 1 + q) * s + 1);
+    let frame = g.input.len();
+    let mut padded = vec![0.0; len * frame];
+    padded[lead * frame..(lead + t) * frame].copy_from_slice(x);
+    let y = layer.forward(&padded, len);
+    let out = layer.output().len();
+    y[q * out..(q + t_out) * out].to_vec()
+}
+
 fn insert_depthwise(w: &mut Weights, name: &str, kind: &str, d: &Depthwise) {
     let g = &d.geom;
     let shape = if kind.ends_with("1d") {
@@ -398,6 +442,7 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
         ("dilation", ls.dilation.is_some()),
         ("activation", ls.activation.is_some()),
         ("centered", ls.centered.is_some()),
+        ("pad_left", ls.pad_left.is_some()),
         ("frames", ls.frames.is_some()),
         ("units", ls.units.is_some()),
         ("groups", ls.groups.is_some()),
@@ -411,12 +456,20 @@ fn check_fields(name: &str, ls: &LayerSpec) -> Result<(), NnError> {
                 "dilation",
                 "activation",
                 "centered",
+                "pad_left",
                 "groups",
             ],
             &["out_channels", "kernel"],
         ),
         "depthwise1d" | "depthwise2d" => (
-            &["kernel", "stride", "dilation", "activation", "centered"],
+            &[
+                "kernel",
+                "stride",
+                "dilation",
+                "activation",
+                "centered",
+                "pad_left",
+            ],
             &["kernel"],
         ),
         "pointwise" => (&["out_channels", "activation", "groups"], &["out_channels"]),
@@ -499,13 +552,21 @@ fn geometry(name: &str, ls: &LayerSpec, input: FrameShape) -> Result<ConvGeometr
     positive(name, "stride (time)", s_t)?;
     positive(name, "stride (width)", s_w)?;
     positive(name, "dilation", d)?;
-    Ok(ConvGeometry::new(
+    let g = ConvGeometry::new(
         input,
         (k_t, k_w),
         (s_t, s_w),
         d,
         ls.centered.unwrap_or(false),
-    ))
+    );
+    match ls.pad_left {
+        Some(p) if p >= k_w => Err(NnError::InvalidLayer {
+            layer: name.to_string(),
+            reason: format!("pad_left = {p}, expected at most k_w - 1 = {}", k_w - 1),
+        }),
+        Some(p) => Ok(g.with_pad_left(p)),
+        None => Ok(g),
+    }
 }
 
 /// The layers of `spec`, every size checked against [`ModelLimits::DEFAULT`] before it is

@@ -85,6 +85,11 @@ pub struct LayerSpec {
     /// A centred kernel run causally: the layer reports a delay of (k_t - 1) * dilation / 2 frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub centered: Option<bool>,
+    /// Convolutions: zero columns before the first input column along the width (default
+    /// `(k_w - 1) / 2`; at most `k_w - 1`). TensorFlow's 'SAME' padding pads
+    /// `floor(total / 2)` on the left, which is less than the default for some strides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_left: Option<usize>,
     /// avgpool: how many frames the running mean covers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<usize>,
@@ -216,6 +221,10 @@ impl LayerSpec {
     }
     pub fn centered(mut self, c: bool) -> Self {
         self.centered = Some(c);
+        self
+    }
+    pub fn pad_left(mut self, pad: usize) -> Self {
+        self.pad_left = Some(pad);
         self
     }
     pub fn frames(mut self, n: usize) -> Self {

@@ -1,13 +1,17 @@
 //! Evaluation with the streaming engine (sepstream-nn `step` over sepstream-audio `FeatureStream`
 //! frames), per clip (accuracy, per-class precision/recall, confusion) and over one long stream of
 //! concatenated clips with background gaps (detection rate, false accepts per hour, delay).
+//! Models made for fixed windows (imported graphs) can also be judged as they were built:
+//! each clip one fresh window through [`Network::forward_window`] ([`ClipMode::Window`]).
 
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sepstream_audio::{DecisionConfig, FeatureStream, FrontendConfig, KeywordDetector};
+use sepstream_audio::{
+    resample_clip, DecisionConfig, FeatureExtractor, FeatureStream, FrontendConfig, KeywordDetector,
+};
 use sepstream_nn::Network;
 use serde::Serialize;
 
@@ -51,6 +55,41 @@ pub fn classify_samples(
     Ok(last)
 }
 
+/// One decision from one fresh window: the clip (at `rate`, resampled to the model rate) zero
+/// padded or cut to `window` seconds, its feature frames through [`Network::forward_window`]
+/// (zero padding on both sides in time, as a graph trained on fixed windows computes it); the
+/// posterior of the last output frame, or `None` if the window gives none.
+pub fn classify_window(
+    net: &Network,
+    fe: &FrontendConfig,
+    samples: &[f32],
+    rate: u32,
+    window: f64,
+) -> Result<Option<Vec<f32>>, TrainError> {
+    let mut x = resample_clip(samples, rate, fe.sample_rate)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    x.resize(tail_samples(window, fe.sample_rate), 0.0);
+    let mut fx = FeatureExtractor::try_new(fe).map_err(|e| TrainError::Spec(e.to_string()))?;
+    let feats = fx.clip(&x);
+    let frames = feats.len() / fe.feature_len();
+    if frames == 0 {
+        return Ok(None);
+    }
+    let out = net.forward_window(&feats, frames);
+    let n = net.output_shape().len();
+    Ok((out.len() >= n).then(|| out[out.len() - n..].to_vec()))
+}
+
+/// How a clip is classified.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipMode {
+    /// The streaming engine from a reset state over the clip and `tail` s of silence.
+    Stream { tail: f64 },
+    /// One fresh window of `seconds` ([`classify_window`]).
+    Window { seconds: f64 },
+}
+
 /// Samples of silence in a clip tail of `tail` seconds at `rate`.
 pub fn tail_samples(tail: f64, rate: u32) -> usize {
     (tail * f64::from(rate)).round() as usize
@@ -60,8 +99,10 @@ pub fn tail_samples(tail: f64, rate: u32) -> usize {
 #[derive(Clone, Debug, Serialize)]
 pub struct ClipEval {
     pub labels: Vec<String>,
-    /// Seconds of silence after each clip before its posterior was read.
+    /// Seconds of silence after each clip before its posterior was read (streaming).
     pub clip_tail: f64,
+    /// How each clip was classified.
+    pub mode: ClipMode,
     pub clips: usize,
     pub accuracy: f64,
     /// confusion[true][predicted]
@@ -85,6 +126,15 @@ pub fn eval_clips_with_tail(
     clips: &[Clip],
     tail: f64,
 ) -> Result<ClipEval, TrainError> {
+    eval_clips_in(net, clips, ClipMode::Stream { tail })
+}
+
+/// Classifies every clip the given way and compares the posterior's argmax with the label.
+pub fn eval_clips_in(
+    net: &Network,
+    clips: &[Clip],
+    mode: ClipMode,
+) -> Result<ClipEval, TrainError> {
     let (fe, _) = configs(net)?;
     let labels = net.spec().labels.clone();
     let n = labels.len();
@@ -93,7 +143,11 @@ pub fn eval_clips_with_tail(
         .map(|c| {
             let err = |e: String| (c.path.display().to_string(), e);
             let (s, r) = sepstream_audio::read_audio(&c.path).map_err(|e| err(e.to_string()))?;
-            let p = classify_samples(net, &fe, &s, r, tail).map_err(|e| err(e.to_string()))?;
+            let p = match mode {
+                ClipMode::Stream { tail } => classify_samples(net, &fe, &s, r, tail),
+                ClipMode::Window { seconds } => classify_window(net, &fe, &s, r, seconds),
+            }
+            .map_err(|e| err(e.to_string()))?;
             Ok(p.map(|v| argmax(&v)))
         })
         .collect();
@@ -136,7 +190,11 @@ pub fn eval_clips_with_tail(
         .collect();
     Ok(ClipEval {
         labels,
-        clip_tail: tail,
+        clip_tail: match mode {
+            ClipMode::Stream { tail } => tail,
+            ClipMode::Window { .. } => 0.0,
+        },
+        mode,
         clips: counted,
         accuracy: correct as f64 / counted.max(1) as f64,
         confusion,

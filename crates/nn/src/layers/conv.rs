@@ -1,7 +1,9 @@
 //! Causal convolutions over frames: standard, depthwise, pointwise and the fused separable block.
 //!
 //! Time (the streaming axis) is causal: output j reads inputs `j*s + x*d - (k_t-1)*d`, x = 0..k_t.
-//! Width is zero "same" padded: output position p reads `p*s_w + y - (k_w-1)/2`, y = 0..k_w.
+//! Width is zero "same" padded: output position p reads `p*s_w + y - pad_left`, y = 0..k_w, where
+//! `pad_left` is `(k_w-1)/2` unless the spec sets it (TensorFlow's 'SAME' pads less on the left
+//! for some strides).
 //! `step` kernels keep the channel index innermost over packed weights so the compiler
 //! vectorizes them; `forward` kernels are the plain oracle over the reference weight layout.
 //! On x86_64 with AVX2 + FMA (detected at run time) the `compute` kernels take an explicit
@@ -69,6 +71,8 @@ pub struct ConvGeometry {
     pub input: FrameShape,
     /// Output width (channels depend on the layer).
     pub out_width: usize,
+    /// Zero columns before the first input column (default `(k_w - 1) / 2`).
+    pub width_pad_left: usize,
 }
 
 impl ConvGeometry {
@@ -89,11 +93,18 @@ impl ConvGeometry {
             centered,
             input,
             out_width,
+            width_pad_left: (k_w - 1) / 2,
         }
+    }
+    /// The same geometry with `pad` zero columns on the left of the width axis instead of
+    /// `(k_w - 1) / 2` (the output width stays `ceil(width / s_w)`).
+    pub fn with_pad_left(mut self, pad: usize) -> Self {
+        self.width_pad_left = pad;
+        self
     }
     /// Zero columns added on the left of the width axis.
     pub fn pad_left(&self) -> usize {
-        (self.k_w - 1) / 2
+        self.width_pad_left
     }
     /// Past frames the layer must keep.
     pub fn history_frames(&self) -> usize {
