@@ -1,0 +1,85 @@
+//! `sepstream import` from the command line: a published TensorFlow graph becomes a spec +
+//! weights that stream like the bundled copy of the same model; a file that is no model is an
+//! error naming it, and nothing is written.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn sepstream(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sepstream"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sepstream-import-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn an_imported_graph_streams_like_its_bundled_copy() {
+    let pb = root().join("../shared/models/hello_edge/DS_CNN_S.pb");
+    if !pb.is_file() {
+        eprintln!("skip: ../shared/models/hello_edge/DS_CNN_S.pb not found");
+        return;
+    }
+    let dir = scratch();
+    let (spec, weights) = (dir.join("ds_cnn_s.toml"), dir.join("ds_cnn_s.safetensors"));
+    let out = sepstream(&[
+        "import",
+        pb.to_str().unwrap(),
+        "--out",
+        spec.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(spec.is_file() && weights.is_file());
+    let sample = root().join("assets/sample_keywords.wav");
+    let events = |model: &str| {
+        let out = sepstream(&["wav", "--json", "--model", model, sample.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let imported = events(spec.to_str().unwrap());
+    assert!(!imported.is_empty());
+    assert_eq!(imported, events("hello_edge_ds_cnn_s"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_file_that_is_no_model_is_named_and_nothing_is_written() {
+    let dir = scratch();
+    let bogus = dir.join("bogus.pb");
+    std::fs::write(&bogus, b"\x08\x96\x01 this is not a graph").unwrap();
+    let spec = dir.join("never.toml");
+    let out = sepstream(&[
+        "import",
+        bogus.to_str().unwrap(),
+        "--out",
+        spec.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bogus.pb"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!spec.exists());
+    assert!(!dir.join("../assets/never.safetensors").exists());
+}
