@@ -72,31 +72,32 @@ impl MelBank {
         let edges = mel_band_edges(cfg);
         let n_bins = cfg.n_fft / 2 + 1;
         let bin_hz = cfg.sample_rate as f64 / cfg.n_fft as f64;
-        let mut start = Vec::with_capacity(cfg.n_mels);
-        let mut offset = Vec::with_capacity(cfg.n_mels + 1);
-        let mut weights = Vec::new();
-        offset.push(0);
-        for m in 0..cfg.n_mels {
+        let bands = (0..cfg.n_mels).map(|m| {
             let (l, c, r) = (edges[m], edges[m + 1], edges[m + 2]);
             let norm = match cfg.mel_scale {
                 MelScale::Htk | MelScale::Tf => 1.0,
                 MelScale::Slaney => 2.0 / (r - l),
             };
-            let mut first = None;
-            let mut band = Vec::new();
-            for k in 0..n_bins {
-                let f = k as f64 * bin_hz;
-                let w = ((f - l) / (c - l)).min((r - f) / (r - c)).max(0.0) * norm;
-                if w > 0.0 {
-                    if first.is_none() {
-                        first = Some(k);
-                    }
-                    band.push((k, w as f32));
-                }
-            }
-            let s = first.unwrap_or(0);
-            // Triangles are convex, so the non-zero bins are contiguous.
-            let last = band.last().map(|b| b.0 + 1).unwrap_or(s);
+            (0..n_bins)
+                .filter_map(|k| {
+                    let f = k as f64 * bin_hz;
+                    let w = ((f - l) / (c - l)).min((r - f) / (r - c)).max(0.0) * norm;
+                    (w > 0.0).then_some((k, w as f32))
+                })
+                .collect()
+        });
+        Self::from_bands(bands)
+    }
+
+    /// Packs each band's non-zero `(bin, weight)` pairs (ascending bins). Triangles are convex,
+    /// so a band's non-zero bins are contiguous: it is stored from its first to its last bin.
+    fn from_bands(bands: impl Iterator<Item = Vec<(usize, f32)>>) -> Self {
+        let mut start = Vec::new();
+        let mut offset = vec![0];
+        let mut weights = Vec::new();
+        for band in bands {
+            let s = band.first().map_or(0, |b| b.0);
+            let last = band.last().map_or(s, |b| b.0 + 1);
             let mut dense = vec![0.0f32; last - s];
             for (k, w) in band {
                 dense[k - s] = w;
@@ -127,12 +128,9 @@ impl MelBank {
         let bin_hz = cfg.sample_rate as f64 / cfg.n_fft as f64;
         let first_bin = (1.5 + cfg.f_min as f64 / bin_hz) as usize;
         let last_bin = ((cfg.f_max() as f64 / bin_hz) as usize).min(n_bins - 1);
-        let mut start = Vec::with_capacity(cfg.n_mels);
-        let mut offset = vec![0];
-        let mut weights = Vec::new();
-        for m in 0..cfg.n_mels {
+        let bands = (0..cfg.n_mels).map(|m| {
             let (l, c, r) = (edges[m], edges[m + 1], edges[m + 2]);
-            let band: Vec<(usize, f32)> = (first_bin..=last_bin)
+            (first_bin..=last_bin)
                 .filter_map(|k| {
                     let mel = hz_to_mel(k as f64 * bin_hz, scale);
                     let w = if mel > l && mel <= c {
@@ -144,22 +142,9 @@ impl MelBank {
                     };
                     (w > 0.0).then_some((k, w as f32))
                 })
-                .collect();
-            let s = band.first().map_or(0, |b| b.0);
-            let last = band.last().map_or(s, |b| b.0 + 1);
-            let mut dense = vec![0.0f32; last - s];
-            for (k, w) in band {
-                dense[k - s] = w;
-            }
-            start.push(s);
-            weights.extend_from_slice(&dense);
-            offset.push(weights.len());
-        }
-        MelBank {
-            start,
-            offset,
-            weights,
-        }
+                .collect()
+        });
+        Self::from_bands(bands)
     }
 
     fn apply(&self, power: &[f32], out: &mut [f32]) {

@@ -18,6 +18,32 @@ pub enum ConvKind {
     Pointwise,
 }
 
+/// Batch normalisation `(x - mean) / sqrt(var + eps) * gamma + beta` as an [`Step::Affine`].
+pub fn batch_norm(
+    node: String,
+    op: String,
+    (gamma, beta, mean, var): (&[f32], &[f32], &[f32], &[f32]),
+    eps: f32,
+) -> Step {
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    Step::Affine {
+        node,
+        op,
+        scale: Some(scale),
+        shift,
+    }
+}
+
 /// One op of the chain, with the graph node it came from.
 #[derive(Clone, Debug)]
 pub enum Step {

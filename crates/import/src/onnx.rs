@@ -439,23 +439,12 @@ fn lower_node(
             let (_, b) = consts.floats(n, 2, "a constant bias")?;
             let (_, m) = consts.floats(n, 3, "a constant mean")?;
             let (_, v) = consts.floats(n, 4, "a constant variance")?;
-            let scale: Vec<f32> = g
-                .iter()
-                .zip(&v)
-                .map(|(g, v)| g / (v + eps).sqrt())
-                .collect();
-            let shift = b
-                .iter()
-                .zip(&m)
-                .zip(&scale)
-                .map(|((b, m), s)| b - m * s)
-                .collect();
-            steps.push(Step::Affine {
-                node: node_name(n),
-                op: n.op_type.clone(),
-                scale: Some(scale),
-                shift,
-            });
+            steps.push(crate::lower::batch_norm(
+                node_name(n),
+                n.op_type.clone(),
+                (&g, &b, &m, &v),
+                eps,
+            ));
         }
         "Add" | "Mul" => {
             let k = if consts.0.contains_key(&n.input[0]) {

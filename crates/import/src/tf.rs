@@ -218,15 +218,15 @@ impl<'a> TfGraph<'a> {
             .collect()
     }
 
-    /// The float constant input `k` of `node` (an error naming the node if it is not one).
-    fn float_input(
+    /// Input `k` of `node`, which must be a constant: its name and value.
+    fn constant_input(
         &self,
         node: &'a NodeDef,
         k: usize,
         expected: &str,
-    ) -> Result<Constant, ImportError> {
+    ) -> Result<(&'a str, Constant), ImportError> {
         let inputs = self.data_inputs(node);
-        let Some(input) = inputs.get(k) else {
+        let Some(&input) = inputs.get(k) else {
             return Err(unsupported(
                 node,
                 format!("input {k} is missing; expected {expected}"),
@@ -239,15 +239,28 @@ impl<'a> TfGraph<'a> {
                 input: input.to_string(),
                 expected: expected.to_string(),
             }),
-            Some((_, c)) if c.floats.is_none() => Err(ImportError::NonFloatTensor {
+            Some((_, c)) => Ok((input, c)),
+        }
+    }
+
+    /// The float constant input `k` of `node` (an error naming the node if it is not one).
+    fn float_input(
+        &self,
+        node: &'a NodeDef,
+        k: usize,
+        expected: &str,
+    ) -> Result<Constant, ImportError> {
+        let (input, c) = self.constant_input(node, k, expected)?;
+        if c.floats.is_none() {
+            return Err(ImportError::NonFloatTensor {
                 node: node.name.clone(),
                 op: node.op.clone(),
                 tensor: input.to_string(),
                 dtype: dtype_name(c.dtype),
                 expected: format!("DT_FLOAT ({expected})"),
-            }),
-            Some((_, c)) => Ok(c),
+            });
         }
+        Ok(c)
     }
 
     fn int_input(
@@ -256,28 +269,14 @@ impl<'a> TfGraph<'a> {
         k: usize,
         expected: &str,
     ) -> Result<Vec<i64>, ImportError> {
-        let inputs = self.data_inputs(node);
-        let Some(input) = inputs.get(k) else {
-            return Err(unsupported(
-                node,
-                format!("input {k} is missing; expected {expected}"),
-            ));
-        };
-        match self.constant(input)? {
-            None => Err(ImportError::NotConstant {
-                node: node.name.clone(),
-                op: node.op.clone(),
-                input: input.to_string(),
-                expected: expected.to_string(),
-            }),
-            Some((_, c)) => c.ints.ok_or_else(|| ImportError::NonFloatTensor {
-                node: node.name.clone(),
-                op: node.op.clone(),
-                tensor: input.to_string(),
-                dtype: dtype_name(c.dtype),
-                expected: format!("DT_INT32 or DT_INT64 ({expected})"),
-            }),
-        }
+        let (input, c) = self.constant_input(node, k, expected)?;
+        c.ints.ok_or_else(|| ImportError::NonFloatTensor {
+            node: node.name.clone(),
+            op: node.op.clone(),
+            tensor: input.to_string(),
+            dtype: dtype_name(c.dtype),
+            expected: format!("DT_INT32 or DT_INT64 ({expected})"),
+        })
     }
 
     /// The one input of `node` that is not a constant.
@@ -798,23 +797,12 @@ fn lower_node<'a>(
                     format!("batch-norm statistics are not {channels} values each"),
                 ));
             }
-            let scale: Vec<f32> = gamma
-                .iter()
-                .zip(&var)
-                .map(|(g, v)| g / (v + eps).sqrt())
-                .collect();
-            let shift = beta
-                .iter()
-                .zip(&mean)
-                .zip(&scale)
-                .map(|((b, m), s)| b - m * s)
-                .collect();
-            steps.push(Step::Affine {
-                node: node.name.clone(),
-                op: node.op.clone(),
-                scale: Some(scale),
-                shift,
-            });
+            steps.push(crate::lower::batch_norm(
+                node.name.clone(),
+                node.op.clone(),
+                (&gamma, &beta, &mean, &var),
+                eps,
+            ));
         }
         "Relu" => steps.push(Step::Activation(Activation::Relu)),
         "Relu6" => steps.push(Step::Activation(Activation::Relu6)),

@@ -53,6 +53,44 @@ pub const DEFAULT_KEYWORD_MODEL: &str = "kws";
 /// The depth perception model `sepstream robot` and `bench` use by default.
 pub const DEFAULT_DEPTH_MODEL: &str = "depth_sectors";
 
+/// A Hello Edge DS-CNN imported by `sepstream import`: size (`s`, `m`, `l`), its upper-case
+/// form, and its accuracy windowed and streamed on the Speech Commands test clips.
+macro_rules! hello_edge {
+    ($size:literal, $upper:literal, $windowed:literal, $streamed:literal) => {
+        BundledModel {
+            name: concat!("hello_edge_ds_cnn_", $size),
+            task: "keyword spotting (yes no up down left right on off stop go), imported",
+            spec_toml: include_str!(concat!(
+                "../../../configs/hello_edge_ds_cnn_",
+                $size,
+                ".toml"
+            )),
+            weights: include_bytes!(concat!(
+                "../../../assets/hello_edge_ds_cnn_",
+                $size,
+                ".safetensors"
+            )),
+            measured: concat!(
+                $windowed,
+                " accuracy one 1 s window per clip (as TensorFlow runs the graph; `eval \
+                 --windowed`), ",
+                $streamed,
+                " streamed, on the 3,539 Speech Commands test clips (speakers it was not \
+                 trained on)"
+            ),
+            licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
+            source: concat!(
+                "DS-CNN-",
+                $upper,
+                " of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), trained \
+                 on Speech Commands v0.01, imported from DS_CNN_",
+                $upper,
+                ".pb by sepstream import"
+            ),
+        }
+    };
+}
+
 /// Every bundled model.
 pub static BUNDLED: &[BundledModel] = &[
     BundledModel {
@@ -76,45 +114,9 @@ pub static BUNDLED: &[BundledModel] = &[
         licence: "MIT OR Apache-2.0",
         source: "depth_sectors: weights written by hand (separable 2D, row-streamed)",
     },
-    BundledModel {
-        name: "hello_edge_ds_cnn_s",
-        task: "keyword spotting (yes no up down left right on off stop go), imported",
-        spec_toml: include_str!("../../../configs/hello_edge_ds_cnn_s.toml"),
-        weights: include_bytes!("../../../assets/hello_edge_ds_cnn_s.safetensors"),
-        measured: "0.8808 accuracy one 1 s window per clip (as TensorFlow runs the graph; \
-                   `eval --windowed`), 0.8432 streamed, on the 3,539 Speech Commands test \
-                   clips (speakers it was not trained on)",
-        licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
-        source: "DS-CNN-S of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), \
-                 trained on Speech Commands v0.01, imported from DS_CNN_S.pb by sepstream \
-                 import",
-    },
-    BundledModel {
-        name: "hello_edge_ds_cnn_m",
-        task: "keyword spotting (yes no up down left right on off stop go), imported",
-        spec_toml: include_str!("../../../configs/hello_edge_ds_cnn_m.toml"),
-        weights: include_bytes!("../../../assets/hello_edge_ds_cnn_m.safetensors"),
-        measured: "0.8884 accuracy one 1 s window per clip (as TensorFlow runs the graph; \
-                   `eval --windowed`), 0.8200 streamed, on the 3,539 Speech Commands test \
-                   clips (speakers it was not trained on)",
-        licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
-        source: "DS-CNN-M of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), \
-                 trained on Speech Commands v0.01, imported from DS_CNN_M.pb by sepstream \
-                 import",
-    },
-    BundledModel {
-        name: "hello_edge_ds_cnn_l",
-        task: "keyword spotting (yes no up down left right on off stop go), imported",
-        spec_toml: include_str!("../../../configs/hello_edge_ds_cnn_l.toml"),
-        weights: include_bytes!("../../../assets/hello_edge_ds_cnn_l.safetensors"),
-        measured: "0.9053 accuracy one 1 s window per clip (as TensorFlow runs the graph; \
-                   `eval --windowed`), 0.8613 streamed, on the 3,539 Speech Commands test \
-                   clips (speakers it was not trained on)",
-        licence: "Apache-2.0 (assets/hello_edge_LICENSE.md)",
-        source: "DS-CNN-L of Hello Edge (Zhang, Suda, Lai, Chandra 2017; Arm ML-KWS-for-MCU), \
-                 trained on Speech Commands v0.01, imported from DS_CNN_L.pb by sepstream \
-                 import",
-    },
+    hello_edge!("s", "S", "0.8808", "0.8432"),
+    hello_edge!("m", "M", "0.8884", "0.8200"),
+    hello_edge!("l", "L", "0.9053", "0.8613"),
 ];
 
 /// The bundled model called `name`.
