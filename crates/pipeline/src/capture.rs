@@ -260,11 +260,19 @@ impl CaptureSource {
                     self.name, self.cfg.start_timeout_s
                 )));
             }
-        } else if now.duration_since(self.last_progress).as_secs_f64() > self.cfg.stall_timeout_s {
-            return Err(StageError::new(format!(
-                "input device {:?}: no audio for {} s (device disconnected or stalled)",
-                self.name, self.cfg.stall_timeout_s
-            )));
+        } else {
+            let bound = stall_bound_s(
+                self.cfg.stall_timeout_s,
+                c.callbacks.load(Ordering::Relaxed),
+                frames,
+                self.rate,
+            );
+            if now.duration_since(self.last_progress).as_secs_f64() > bound {
+                return Err(StageError::new(format!(
+                    "input device {:?}: no audio for {bound:.2} s (device disconnected or stalled)",
+                    self.name
+                )));
+            }
         }
         Ok(())
     }
@@ -272,6 +280,16 @@ impl CaptureSource {
     fn sim_ended(&self) -> bool {
         matches!(&self.active, Some(Active::Sim(_, r)) if r.ended.load(Ordering::Acquire))
     }
+}
+
+/// How long without audio counts as a stall: the configured timeout, but never less than four
+/// mean callback periods, so that a device delivering large periods is not taken for lost.
+fn stall_bound_s(stall_timeout_s: f64, callbacks: u64, frames: u64, rate: u32) -> f64 {
+    if callbacks == 0 || rate == 0 {
+        return stall_timeout_s;
+    }
+    let mean_period_s = frames as f64 / callbacks as f64 / rate as f64;
+    stall_timeout_s.max(4.0 * mean_period_s)
 }
 
 fn ring_capacity(rate: u32, seconds: f64) -> usize {
@@ -443,5 +461,21 @@ impl Source for CaptureSource {
             None => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stall_bound_s;
+
+    #[test]
+    fn the_stall_bound_is_the_timeout_unless_the_device_periods_are_long() {
+        // Before any callback: the configured timeout.
+        assert_eq!(stall_bound_s(0.5, 0, 0, 48_000), 0.5);
+        // 10 ms periods at 48 kHz: four of them are far below the timeout.
+        assert_eq!(stall_bound_s(0.5, 100, 48_000, 48_000), 0.5);
+        // 8192-frame periods at 8 kHz (about 1 s each): four periods are allowed.
+        let bound = stall_bound_s(0.5, 10, 81_920, 8_000);
+        assert!((bound - 4.096).abs() < 1e-9, "{bound}");
     }
 }

@@ -73,7 +73,8 @@ pub struct CaptureConfig {
     pub block_ms: f64,
     /// Frames per callback asked of the device; 0 = the backend's default.
     pub buffer_frames: u32,
-    /// No audio from the device for this long (after it started) ends the run with an error.
+    /// No audio from the device for this long (after it started) ends the run with an error;
+    /// at least four of the device's mean callback periods are always allowed.
     pub stall_timeout_s: f64,
     /// The first callback must arrive within this long after the stream starts.
     pub start_timeout_s: f64,
@@ -85,7 +86,7 @@ impl Default for CaptureConfig {
             ring_seconds: 2.0,
             block_ms: 10.0,
             buffer_frames: 0,
-            stall_timeout_s: 2.0,
+            stall_timeout_s: 0.5,
             start_timeout_s: 5.0,
         }
     }
