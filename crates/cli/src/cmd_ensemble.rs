@@ -18,7 +18,8 @@ pub struct Args {
     /// Where to write the merged spec.
     #[arg(long, default_value = "configs/kws.toml")]
     out: PathBuf,
-    /// Weights file, relative to the output spec (default ../assets/<out file name>.safetensors).
+    /// Weights file, relative to the output spec (default ../assets/<out file name>.safetensors
+    /// when an assets folder is beside the spec's folder, else beside the spec).
     #[arg(long)]
     weights: Option<PathBuf>,
 }

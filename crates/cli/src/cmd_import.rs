@@ -14,7 +14,8 @@ pub struct Args {
     /// The spec to write, e.g. configs/NAME.toml.
     #[arg(long)]
     out: PathBuf,
-    /// The weights to write (default: ../assets/<out file name>.safetensors beside the spec);
+    /// The weights to write (default: ../assets/<out file name>.safetensors when an assets
+    /// folder is beside the spec's folder, else <out file name>.safetensors beside the spec);
     /// the spec names them relative to itself.
     #[arg(long)]
     weights: Option<PathBuf>,

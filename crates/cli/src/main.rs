@@ -60,12 +60,22 @@ enum Command {
 }
 
 /// Where a written model's weights go by default, relative to its spec `out`:
-/// `../assets/<out file name>.safetensors` (`name` when `out` has no file name).
+/// `../assets/<out file name>.safetensors` in a project laid out like this one (an `assets`
+/// folder beside the spec's folder), else `<out file name>.safetensors` beside the spec
+/// (`name` when `out` has no file name).
 fn default_weights_path(out: &std::path::Path, name: &str) -> std::path::PathBuf {
     let stem = out
         .file_stem()
         .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned());
-    std::path::PathBuf::from(format!("../assets/{stem}.safetensors"))
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if dir.join("../assets").is_dir() {
+        std::path::PathBuf::from(format!("../assets/{stem}.safetensors"))
+    } else {
+        std::path::PathBuf::from(format!("{stem}.safetensors"))
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -83,3 +83,41 @@ fn a_file_that_is_no_model_is_named_and_nothing_is_written() {
     assert!(!spec.exists());
     assert!(!dir.join("../assets/never.safetensors").exists());
 }
+
+#[test]
+fn weights_go_to_the_assets_folder_of_a_project_and_beside_the_spec_elsewhere() {
+    let onnx = root().join("crates/import/tests/golden/small_sep_cnn.onnx");
+    let dir = std::env::temp_dir().join(format!("sepstream-import-layouts-{}", std::process::id()));
+    let project = dir.join("project");
+    std::fs::create_dir_all(project.join("configs")).unwrap();
+    std::fs::create_dir_all(project.join("assets")).unwrap();
+    std::fs::create_dir_all(dir.join("loose")).unwrap();
+    for (spec, weights) in [
+        (
+            project.join("configs/sep.toml"),
+            project.join("assets/sep.safetensors"),
+        ),
+        (
+            dir.join("loose/sep.toml"),
+            dir.join("loose/sep.safetensors"),
+        ),
+    ] {
+        let out = sepstream(&[
+            "import",
+            onnx.to_str().unwrap(),
+            "--out",
+            spec.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(weights.is_file(), "no {}", weights.display());
+        // The written spec names its weights relative to itself.
+        let net = sepstream_nn::Network::load(&spec)
+            .unwrap_or_else(|e| panic!("{}: {e}", spec.display()));
+        assert!(net.layers().iter().map(|l| l.params()).sum::<usize>() > 0);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -114,15 +114,25 @@ pub fn import_path(path: &Path, opts: &ImportOptions) -> Result<Imported, Import
         path: path.to_path_buf(),
         error,
     })?;
+    import_bytes(&bytes, path, opts)
+}
+
+/// Imports a model already in memory; `path` names it in messages, its extension (`.pb` or
+/// `.onnx`) says the format, and `labels.txt` beside it gives the labels unless `opts` has them.
+pub fn import_bytes(
+    bytes: &[u8],
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<Imported, ImportError> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
     let (graph, format) = match ext.as_deref() {
         Some("pb") => (
-            tf::lower(&bytes, path, opts.sample_rate, opts.output.as_deref())?,
+            tf::lower(bytes, path, opts.sample_rate, opts.output.as_deref())?,
             "frozen TensorFlow graph",
         ),
-        Some("onnx") => (onnx::lower(&bytes, path, opts.output.as_deref())?, "ONNX"),
+        Some("onnx") => (onnx::lower(bytes, path, opts.output.as_deref())?, "ONNX"),
         _ => {
             return Err(ImportError::UnknownFormat {
                 path: path.to_path_buf(),
