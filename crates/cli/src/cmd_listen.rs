@@ -229,7 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
     let (report, result) = l.running.shutdown(Duration::from_secs(1));
-    let overruns = l.capture.counters().map(|c| c.overflowed()).unwrap_or(0);
+    let overruns = l.capture.overruns();
     if args.stats {
         print_stats(
             &report,
@@ -237,7 +237,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!(
-        "capture overruns: {overruns} samples; inference resets after dropped audio: {}",
+        "capture overruns: {overruns} samples; device reopened after a stall: {} times; \
+         inference resets after dropped audio: {}",
+        l.capture.reopens(),
         l.meter.resets.load(Ordering::Relaxed)
     );
     result?;

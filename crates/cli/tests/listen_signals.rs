@@ -123,6 +123,50 @@ fn sigterm_exits_zero_within_a_second_with_final_stats() {
     stops_cleanly_on("TERM", &["--simulate", "silence"], None);
 }
 
+#[test]
+fn a_sound_server_that_stalls_and_comes_back_is_opened_again_and_listen_goes_on() {
+    let Some(pulse) = PrivatePulse::start("server-stalled") else {
+        return;
+    };
+    let config = root().join("configs/pipeline.toml");
+    let mut child = listen(&["--for", "6s"], Some(&pulse), &config);
+    let rx = stderr_lines(&mut child);
+    wait_for_line(&rx, "capture started", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    // The server stops for 1.5 s, three times the shipped stall timeout, then resumes.
+    pulse.signal_daemon("STOP");
+    std::thread::sleep(Duration::from_millis(1500));
+    pulse.signal_daemon("CONT");
+    let Some(st) = wait_exit(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        panic!("listen still ran 20 s after a 6 s run with a stalled server");
+    };
+    let err = rest(&rx);
+    assert!(st.success(), "exit {st:?}:\n{err}");
+    let reopened = err
+        .lines()
+        .find_map(|l| {
+            l.split("device reopened after a stall: ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no reopen count:\n{err}"));
+    assert!(reopened >= 1, "the stall was not noticed:\n{err}");
+    // Blocks kept coming after the stall: 10 ms blocks, about 50 before it; more than 150 in
+    // all means at least a second of audio came after it.
+    let final_stats = err.split("stats (final").nth(1).expect("final stats");
+    let captured: u64 = final_stats
+        .lines()
+        .find(|l| l.trim_start().starts_with("capture"))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or_else(|| panic!("no capture count:\n{err}"));
+    assert!(captured > 150, "{captured} blocks captured:\n{err}");
+    eprintln!("reopened {reopened} times, {captured} blocks captured");
+}
+
 /// A PulseAudio of this test alone, with the virtual microphone of scripts/virtual-mic.sh.
 struct PrivatePulse {
     dir: PathBuf,
@@ -161,6 +205,14 @@ impl PrivatePulse {
             .expect("the daemon writes its pid")
             .trim()
             .to_string()
+    }
+
+    fn signal_daemon(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.daemon_pid()])
+            .status()
+            .unwrap();
+        assert!(st.success());
     }
 
     fn kill_daemon(&self) {
@@ -223,6 +275,15 @@ fn the_sound_server_killed_mid_run_ends_listen_with_the_reason_and_stats() {
     assert!(
         err.contains("no audio for") || err.contains("stream error"),
         "the reason is missing:\n{err}"
+    );
+    // A stall is answered by opening the device again; with the server gone that fails, and
+    // the run ends saying so.
+    if err.contains("no audio for") {
+        assert!(err.contains("opening it again failed"), "{err}");
+    }
+    eprintln!(
+        "{}",
+        err.lines().find(|l| l.contains("failed")).unwrap_or("")
     );
     assert!(err.contains("stats (final"), "no final stats:\n{err}");
     assert!(elapsed < EXIT_BOUND, "exit took {elapsed:?} after the kill");

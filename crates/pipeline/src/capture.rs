@@ -2,7 +2,7 @@
 //! or a simulated one that calls the very same callback function on a timer) and sends fixed-size
 //! blocks stamped with their position in the audio timeline. Watches for device errors and stalls.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -128,11 +128,16 @@ pub enum AudioInput {
     Simulated(SimulatedInput),
 }
 
-/// What the capture stage publishes once it has started: device, rate, and the callback counters.
+/// What the capture stage publishes once it has started: device, rate, the callback counters of
+/// the stream now open, and how often the device was reopened after a stall.
 #[derive(Debug, Default)]
 pub struct CaptureStatus {
     device: OnceLock<(String, u32, u16)>,
-    counters: OnceLock<Arc<CaptureCounters>>,
+    /// Replaced when the device is reopened (not touched by the audio callback).
+    counters: Mutex<Option<Arc<CaptureCounters>>>,
+    /// Samples lost to ring overruns by streams that were since replaced.
+    earlier_overruns: AtomicU64,
+    reopens: AtomicU64,
 }
 
 impl CaptureStatus {
@@ -140,13 +145,31 @@ impl CaptureStatus {
     pub fn device(&self) -> Option<&(String, u32, u16)> {
         self.device.get()
     }
-    /// The callback's counters, once the stream is open.
-    pub fn counters(&self) -> Option<&Arc<CaptureCounters>> {
-        self.counters.get()
+    /// The counters of the callback of the stream now open, once one is.
+    pub fn counters(&self) -> Option<Arc<CaptureCounters>> {
+        self.counters.lock().ok().and_then(|c| c.clone())
     }
-    /// Whether the first audio callback has arrived.
+    /// Whether the first audio callback of the stream now open has arrived.
     pub fn started(&self) -> bool {
         self.counters().is_some_and(|c| c.started())
+    }
+    /// Samples lost to ring overruns over the whole run, every stream counted.
+    pub fn overruns(&self) -> u64 {
+        self.earlier_overruns.load(Ordering::Relaxed)
+            + self.counters().map_or(0, |c| c.overflowed())
+    }
+    /// How often the device stalled and was opened again.
+    pub fn reopens(&self) -> u64 {
+        self.reopens.load(Ordering::Relaxed)
+    }
+
+    fn set_counters(&self, counters: Arc<CaptureCounters>) {
+        if let Ok(mut c) = self.counters.lock() {
+            if let Some(old) = c.replace(counters) {
+                self.earlier_overruns
+                    .fetch_add(old.overflowed(), Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -165,7 +188,11 @@ enum Active {
 /// The capture stage (a [`Source`] of [`AudioBlock`]s).
 pub struct CaptureSource {
     input: Option<AudioInput>,
+    /// The microphone's options, kept to open it again after a stall.
+    mic_options: Option<MicOptions>,
     cfg: CaptureConfig,
+    /// The counters of the stream now open.
+    counters: Option<Arc<CaptureCounters>>,
     status: Arc<CaptureStatus>,
     active: Option<Active>,
     metrics: Option<StageContext>,
@@ -186,7 +213,9 @@ impl CaptureSource {
     pub fn new(input: AudioInput, cfg: CaptureConfig) -> Self {
         CaptureSource {
             input: Some(input),
+            mic_options: None,
             cfg,
+            counters: None,
             status: Arc::new(CaptureStatus::default()),
             active: None,
             metrics: None,
@@ -215,7 +244,7 @@ impl CaptureSource {
     }
 
     fn counters(&self) -> Option<&Arc<CaptureCounters>> {
-        self.status.counters()
+        self.counters.as_ref()
     }
 
     fn check_health(&mut self) -> Result<(), StageError> {
@@ -267,13 +296,53 @@ impl CaptureSource {
                 frames,
                 self.rate,
             );
-            if now.duration_since(self.last_progress).as_secs_f64() > bound {
-                return Err(StageError::new(format!(
-                    "input device {:?}: no audio for {bound:.2} s (device disconnected or stalled)",
-                    self.name
-                )));
+            let silent_s = now.duration_since(self.last_progress).as_secs_f64();
+            if silent_s > bound {
+                return self.reopen(silent_s);
             }
         }
+        Ok(())
+    }
+
+    /// After `silent_s` seconds without audio: opens the microphone again (a sound server that
+    /// was starved comes back this way), or fails with the reason when it cannot be opened (the
+    /// server or the device is gone). The stalled stream is leaked, not joined (see `stop`); the
+    /// audio missed is a gap in the timeline, so inference starts afresh after it.
+    fn reopen(&mut self, silent_s: f64) -> Result<(), StageError> {
+        let stalled = format!(
+            "input device {:?}: no audio for {silent_s:.2} s (device disconnected or stalled)",
+            self.name
+        );
+        let Some(opts) = self.mic_options.clone() else {
+            return Err(StageError::new(stalled));
+        };
+        if let Some(old) = self.active.take() {
+            // Dropping joins the stream's thread, which may never return (see `stop`): a
+            // thread of its own does it, and is not waited for.
+            let _ = std::thread::Builder::new()
+                .name("stalled-stream".into())
+                .spawn(move || drop(old));
+        }
+        let mut mic = MicCapture::open(&opts)
+            .map_err(|e| StageError::new(format!("{stalled}; opening it again failed: {e}")))?;
+        if mic.sample_rate() != self.rate {
+            let rate = mic.sample_rate();
+            std::mem::forget(mic);
+            return Err(StageError::new(format!(
+                "{stalled}; opened again, it runs at {rate} Hz instead of {} Hz",
+                self.rate
+            )));
+        }
+        let counters = mic.reader().counters().clone();
+        self.status.set_counters(counters.clone());
+        self.status.reopens.fetch_add(1, Ordering::Relaxed);
+        self.counters = Some(counters);
+        self.active = Some(Active::Mic(mic));
+        self.overflow_seen = 0;
+        self.last_frames = 0;
+        self.popped += (silent_s * self.rate as f64).round() as u64;
+        self.started_at = Instant::now();
+        self.last_progress = self.started_at;
         Ok(())
     }
 
@@ -368,6 +437,7 @@ impl Source for CaptureSource {
                     opts.buffer_frames = Some(self.cfg.buffer_frames);
                 }
                 let mut m = MicCapture::open(&opts).map_err(|e| StageError::new(e.to_string()))?;
+                self.mic_options = Some(opts);
                 let (name, rate, ch) = (m.device().to_string(), m.sample_rate(), m.channels());
                 let counters = m.reader().counters().clone();
                 (Active::Mic(m), name, rate, ch, counters)
@@ -387,7 +457,8 @@ impl Source for CaptureSource {
         self.name = name.clone();
         self.rate = rate;
         let _ = self.status.device.set((name, rate, channels));
-        let _ = self.status.counters.set(counters);
+        self.status.set_counters(counters.clone());
+        self.counters = Some(counters);
         self.active = Some(active);
         self.metrics = Some(ctx.clone());
         self.started_at = Instant::now();
@@ -422,7 +493,9 @@ impl Source for CaptureSource {
                 self.popped += ov - self.overflow_seen;
                 self.overflow_seen = ov;
                 if let Some(ctx) = &self.metrics {
-                    ctx.metrics.overruns.store(ov, Ordering::Relaxed);
+                    ctx.metrics
+                        .overruns
+                        .store(self.status.overruns(), Ordering::Relaxed);
                 }
             }
         }
