@@ -184,6 +184,14 @@ fn decode_tensor(node: &NodeDef, t: &TensorProto) -> Result<Constant, ImportErro
     Ok(c)
 }
 
+/// A graph whose inputs lead back to `node` (a frozen graph is acyclic).
+fn cycle(node: &NodeDef) -> ImportError {
+    ImportError::Graph(format!(
+        "the inputs of node {} ({}) lead back to it: the graph has a cycle",
+        node.name, node.op
+    ))
+}
+
 impl<'a> TfGraph<'a> {
     fn node(&self, name: &str) -> Result<&'a NodeDef, ImportError> {
         self.by_name
@@ -195,7 +203,12 @@ impl<'a> TfGraph<'a> {
     /// The constant an input resolves to (through Identity nodes), if it is one.
     fn constant(&self, input: &str) -> Result<Option<(&'a NodeDef, Constant)>, ImportError> {
         let mut node = self.node(split_input(input).0)?;
+        let mut hops = 0;
         while node.op == "Identity" && !node.input.is_empty() {
+            hops += 1;
+            if hops > self.nodes.len() {
+                return Err(cycle(node));
+            }
             node = self.node(split_input(&node.input[0]).0)?;
         }
         if node.op != "Const" {
@@ -396,6 +409,9 @@ pub(crate) fn lower(
                 break (shape, None);
             }
             _ => {
+                if chain.len() >= g.nodes.len() {
+                    return Err(cycle(cur));
+                }
                 chain.push(cur);
                 cur = g.node(split_input(g.data_input(cur)?).0)?;
             }

@@ -316,3 +316,23 @@ fn a_file_that_is_not_a_graph_is_refused() {
     assert!(matches!(err, ImportError::Decode { .. }), "{err}");
     assert!(err.to_string().contains("model.pb"), "{err}");
 }
+
+/// Found by the import_tf_graph fuzz target: a graph whose inputs loop used to import forever.
+#[test]
+fn a_graph_with_a_cycle_is_refused() {
+    // The activation reads itself.
+    let looped = with(
+        "net/conv/Relu",
+        node("net/conv/Relu", "Relu", &["net/conv/Relu"], vec![]),
+    );
+    let err = import("cycle", looped).unwrap_err();
+    assert!(err.to_string().contains("cycle"), "{err}");
+    // The weights are two Identity nodes reading each other.
+    let mut nodes = with(
+        "net/conv/w",
+        node("net/conv/w", "Identity", &["net/conv/w_again"], vec![]),
+    );
+    nodes.push(node("net/conv/w_again", "Identity", &["net/conv/w"], vec![]));
+    let err = import("identity-cycle", nodes).unwrap_err();
+    assert!(err.to_string().contains("cycle"), "{err}");
+}
