@@ -142,6 +142,15 @@ fn strip_common_prefix(names: &mut [String]) {
 pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportError> {
     let mut done: Vec<Pending> = Vec::new();
     for step in steps {
+        // A layer whose weights are empty (a zero channel count or kernel size) cannot be
+        // built, and nothing could be folded into it.
+        if let Step::Conv { node, weight, .. } | Step::Dense { node, weight, .. } = &step {
+            if weight.is_empty() {
+                return Err(ImportError::Graph(format!(
+                    "node {node}: its weights have no values (a size of 0)"
+                )));
+            }
+        }
         match step {
             Step::Conv {
                 node,
