@@ -45,8 +45,10 @@ done
 # 1. The daemon (as root it runs in per-user mode with a warning; that is what we want here).
 if ! pactl info >/dev/null 2>&1; then
     log "starting pulseaudio"
-    pulseaudio --daemonize=yes --exit-idle-time=-1 --disallow-exit=yes --log-target=file:"$STATE_DIR/pulseaudio.log" 2>/dev/null \
-        || pulseaudio --daemonize=yes --exit-idle-time=-1 --disallow-exit=yes
+    # VMIC_DAEMON_FLAGS: more daemon options, e.g. "--realtime=yes --high-priority=yes" (scripts/soak)
+    # shellcheck disable=SC2086
+    pulseaudio --daemonize=yes --exit-idle-time=-1 --disallow-exit=yes ${VMIC_DAEMON_FLAGS:-} --log-target=file:"$STATE_DIR/pulseaudio.log" 2>/dev/null \
+        || pulseaudio --daemonize=yes --exit-idle-time=-1 --disallow-exit=yes ${VMIC_DAEMON_FLAGS:-}
     for _ in $(seq 1 50); do
         pactl info >/dev/null 2>&1 && break
         sleep 0.1
