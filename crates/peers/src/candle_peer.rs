@@ -1,6 +1,9 @@
 //! The candle peer: the DS-CNN as a Rust user writes it first, `conv2d` over the window.
 //!
-//! (NCHW tensors, CPU, f32; the whole window every hop.)
+//! (NCHW tensors, CPU, f32; the whole window every hop.) candle's `conv2d` takes one stride
+//! for both axes; a layer whose time and width strides differ (DS-CNN-L's first layer strides
+//! 2 in time and 1 in width) runs at the strides' greatest common divisor and then keeps every
+//! `s / gcd`-th output along each axis, which computes what ONNX's per-axis `strides` does.
 
 use candle_core::{Device, Tensor};
 use sepstream_nn::layers::{Conv, ConvGeometry, Depthwise, Pointwise};
@@ -16,7 +19,11 @@ enum CandleLayer {
         pad_t: usize,
         pad_l: usize,
         pad_r: usize,
+        /// The stride conv2d runs at: gcd of the time and width strides.
         stride: usize,
+        /// Then every `keep_t`-th output frame and `keep_w`-th output column is kept.
+        keep_t: usize,
+        keep_w: usize,
         dilation: usize,
         groups: usize,
         act: Activation,
@@ -52,6 +59,24 @@ fn activate(x: Tensor, a: Activation) -> candle_core::Result<Tensor> {
     }
 }
 
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Every `keep`-th entry of `x` along `axis`, from the first.
+fn every_nth(x: Tensor, axis: usize, keep: usize) -> candle_core::Result<Tensor> {
+    if keep == 1 {
+        return Ok(x);
+    }
+    let n = x.dim(axis)? as u32;
+    let idx = Tensor::arange_step(0u32, n, keep as u32, x.device())?;
+    x.index_select(&idx, axis)
+}
+
 /// A conv layer from sepstream's reference weight layout (PyTorch's OIHW).
 fn conv_layer(
     dev: &Device,
@@ -62,13 +87,6 @@ fn conv_layer(
     groups: usize,
     act: Activation,
 ) -> Result<CandleLayer, PeerError> {
-    if geom.s_t != geom.s_w {
-        return Err(unsupported(
-            "candle",
-            l,
-            "conv2d takes one stride for both axes",
-        ));
-    }
     if geom.dilation != 1 && geom.k_w > 1 {
         return Err(unsupported(
             "candle",
@@ -76,13 +94,16 @@ fn conv_layer(
             "conv2d takes one dilation for both axes",
         ));
     }
+    let stride = gcd(geom.s_t, geom.s_w);
     Ok(CandleLayer::Conv {
         w: Tensor::from_slice(w, shape, dev)?,
         b: Tensor::from_slice(b, (1, b.len(), 1, 1), dev)?,
         pad_t: geom.history_frames(),
         pad_l: geom.pad_left(),
         pad_r: geom.k_w - 1 - geom.pad_left(),
-        stride: geom.s_t,
+        stride,
+        keep_t: geom.s_t / stride,
+        keep_w: geom.s_w / stride,
         dilation: geom.dilation,
         groups,
         act,
@@ -179,6 +200,8 @@ impl CandleNet {
                     pad_l,
                     pad_r,
                     stride,
+                    keep_t,
+                    keep_w,
                     dilation,
                     groups,
                     act,
@@ -186,10 +209,9 @@ impl CandleNet {
                     let xp = x
                         .pad_with_zeros(2, *pad_t, 0)?
                         .pad_with_zeros(3, *pad_l, *pad_r)?;
-                    let y = xp
-                        .conv2d(w, 0, *stride, *dilation, *groups)?
-                        .broadcast_add(b)?;
-                    activate(y, *act)?
+                    let y = xp.conv2d(w, 0, *stride, *dilation, *groups)?;
+                    let y = every_nth(every_nth(y, 2, *keep_t)?, 3, *keep_w)?;
+                    activate(y.broadcast_add(b)?, *act)?
                 }
                 CandleLayer::Activation(a) => activate(x, *a)?,
                 CandleLayer::AvgPool { frames, width } => {

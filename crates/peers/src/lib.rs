@@ -5,10 +5,12 @@
 //! frame the one sepstream's streaming `step` emits on the window's newest frame.
 
 pub mod candle_peer;
+pub mod check;
 pub mod onnx;
 pub mod tract_peer;
 
 pub use candle_peer::CandleNet;
+pub use check::{agreement, max_abs_diff, test_frames, without_softmax, Agreement};
 pub use onnx::{save_onnx, to_onnx, TimeAxis};
 pub use tract_peer::{TractNet, TractPulse};
 
@@ -30,6 +32,10 @@ pub enum PeerError {
     Candle(#[from] candle_core::Error),
     #[error("tract: {0}")]
     Tract(String),
+    #[error("input: {0}")]
+    Input(String),
+    #[error("sepstream: {0}")]
+    Nn(#[from] sepstream_nn::NnError),
     #[error("writing {path}: {error}")]
     Io {
         path: std::path::PathBuf,

@@ -2,8 +2,13 @@
 //!
 //! Prints per-hop times, their ratios to streaming and every column's output agreement.
 //!
-//! `cargo run --release -p sepstream-peers -- [--model SPEC] [--hops N] [--seconds S]
+//! `cargo run --release -p sepstream-peers -- [--model NAME|SPEC] [--hops N] [--seconds S]
 //! [--onnx OUT.onnx] [--json]`
+//!
+//! `--model` takes a bundled model's name (`hello_edge_ds_cnn_l`) or a spec file; the network
+//! has the spec's weights, or random weights (seed 7) when the spec names no weights file (the
+//! default, `configs/ds_cnn_s.toml`). candle and tract get the same weights, copied from the
+//! network.
 //!
 //! A hop is one output frame: `time_stride()` input frames (two 20 ms frames for the DS-CNN).
 //! Hop `k` ends on input frame `e_k`; its output is the one sepstream's `step` returns on
@@ -12,20 +17,29 @@
 //! timed on its own, and every output is checked against the streaming one.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use sepstream_nn::bundled::ModelSource;
 use sepstream_nn::{ModelSpec, Network};
 use sepstream_peers::{
-    save_onnx, to_onnx, window_frames, CandleNet, TimeAxis, TractNet, TractPulse,
+    agreement, max_abs_diff, save_onnx, test_frames, to_onnx, window_frames, without_softmax,
+    CandleNet, TimeAxis, TractNet, TractPulse,
 };
 
-/// Largest |difference| a peer's output may have from sepstream's streaming output.
+/// Largest |difference| a peer's output may have from sepstream's streaming output (on the
+/// logits: this times their largest magnitude, when that is over 1).
 const TOLERANCE: f32 = 1e-3;
 
 /// The speed-up over `Network::forward` streaming is held to.
 const REQUIRED_SPEEDUP: f64 = 25.0;
+
+/// The seed of the random weights of a spec that names no weights file.
+const SEED: u64 = 7;
+
+/// Hops of the untimed check on the logits.
+const LOGIT_HOPS: usize = 100;
 
 /// One column of the table: per-hop seconds and the largest output difference.
 struct Column {
@@ -50,7 +64,7 @@ impl Column {
     }
 
     fn check(&mut self, got: &[f32], want: &[f32]) {
-        self.max_diff = self.max_diff.max(max_diff(got, want));
+        self.max_diff = self.max_diff.max(max_abs_diff(got, want));
         self.hops_checked += 1;
     }
 
@@ -61,19 +75,6 @@ impl Column {
         let q = |p: f64| t[((p * t.len() as f64).ceil() as usize).clamp(1, t.len()) - 1];
         (q(0.5), q(0.99))
     }
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return f32::INFINITY;
-    }
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(
-            0.0,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
 }
 
 /// Runs `pass` (one pass over every hop, pushing into `col`) until `seconds` of hops are
@@ -118,7 +119,7 @@ fn parse_args() -> anyhow::Result<Args> {
     while let Some(arg) = args.next() {
         let mut value = |what: &str| args.next().with_context(|| format!("{arg} needs {what}"));
         match arg.as_str() {
-            "--model" => a.model = value("a spec path")?.into(),
+            "--model" => a.model = value("a bundled model's name or a spec path")?.into(),
             "--hops" => a.hops = value("a count")?.parse().context("--hops")?,
             "--seconds" => a.seconds = value("seconds")?.parse().context("--seconds")?,
             "--onnx" => a.onnx_out = Some(value("a path")?.into()),
@@ -134,24 +135,40 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// The network `--model` names, how to name it, and where its weights came from.
+fn load_model(arg: &Path) -> anyhow::Result<(Network, String, String)> {
+    let source = ModelSource::resolve(arg)?;
+    let name = source.display_name();
+    let loaded = match &source {
+        ModelSource::File(path) => {
+            let spec =
+                ModelSpec::load(path).with_context(|| format!("loading {}", path.display()))?;
+            match spec.weights_path(path) {
+                Some(w) => (
+                    Network::load(path).with_context(|| format!("loading {}", path.display()))?,
+                    w.display().to_string(),
+                ),
+                None => (
+                    Network::random(spec, SEED)?,
+                    format!("random (seed {SEED}; the spec names no weights file)"),
+                ),
+            }
+        }
+        ModelSource::Bundled(m) => (m.network()?, format!("the bundled {}.safetensors", m.name)),
+    };
+    Ok((loaded.0, name, loaded.1))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let spec = ModelSpec::load(&args.model)
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    let net = Network::random(spec, 7)?;
+    let (net, model_name, weights) = load_model(&args.model)?;
     let len = net.input_shape().len();
     let out_len = net.output_shape().len();
     let stride = net.time_stride();
     let window = window_frames(&net);
     let hops = args.hops;
     let n_frames = window + stride * hops;
-    let mut s: u32 = 0x9e37_79b9;
-    let frames: Vec<f32> = (0..n_frames * len)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
-        })
-        .collect();
+    let frames = test_frames(&net, n_frames);
     // Hop k: input frames [first_k, end_k) are new; end_k - 1 is the newest. The first
     // window - stride frames are the stream's warm-up before hop 0.
     let warm = window - stride;
@@ -312,11 +329,19 @@ fn main() -> anyhow::Result<()> {
         }
     };
 
-    let logits = logits_check(&net, &frames, window, hops.min(100))?;
+    let logit_hops = hops.min(LOGIT_HOPS);
+    let logits = agreement(&without_softmax(&net)?, &frames, logit_hops)?;
 
     let (a_med, a_p99) = columns[0].stats();
     let (b_med, _) = columns[1].stats();
     let speedup = b_med / a_med;
+    // The logits of trained weights are tens, not ones: the tolerance scales with them.
+    let logit_scale = logits
+        .reference_range
+        .0
+        .abs()
+        .max(logits.reference_range.1.abs());
+    let logit_tolerance = TOLERANCE * logit_scale.max(1.0);
     let slowest_peer_ok = columns
         .iter()
         .filter(|c| c.peer)
@@ -332,9 +357,17 @@ fn main() -> anyhow::Result<()> {
         })
         .chain(
             logits
+                .columns
                 .iter()
-                .filter(|(_, d)| *d > TOLERANCE)
+                .filter(|(_, d)| *d > logit_tolerance)
                 .map(|(k, d)| format!("({k}) on the logits (max |diff| {d:.2e})")),
+        )
+        .chain(
+            logits
+                .pulse_error
+                .iter()
+                .filter(|_| columns.iter().any(|c| c.key == "e"))
+                .map(|e| format!("(e) on the logits: {e}")),
         )
         .collect();
 
@@ -352,19 +385,18 @@ fn main() -> anyhow::Result<()> {
             })
             .collect();
         let doc = serde_json::json!({
-            "model": args.model.display().to_string(), "seed": 7,
+            "model": model_name, "weights": weights,
             "window_frames": window, "receptive_field": net.receptive_field(),
             "frames_per_hop": stride, "load_average": load_average(),
             "rows": rows, "tract_pulse": pulse_note, "top_posterior_range": [spread.0, spread.1],
-            "max_abs_logit_diff_vs_a": logits.iter().map(|(k, d)| (k.to_string(), *d)).collect::<std::collections::BTreeMap<_, _>>(),
+            "max_abs_logit_diff_vs_a": logits.columns.iter().map(|(k, d)| (k.to_string(), *d)).collect::<std::collections::BTreeMap<_, _>>(),
+            "logit_range": [logits.reference_range.0, logits.reference_range.1],
+            "logit_hops": logit_hops,
             "a_speedup_over_b": speedup, "a_faster_than_every_peer": slowest_peer_ok,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!(
-            "DS-CNN {} (random weights, seed 7, every column the same weights)",
-            args.model.display()
-        );
+        println!("{model_name}: weights {weights}; every column the same weights");
         println!(
             "hop = 1 output frame = {stride} input frames; window = {window} frames (receptive field {}); {hops} hops per pass; load average {}",
             net.receptive_field(),
@@ -389,13 +421,15 @@ fn main() -> anyhow::Result<()> {
         }
         println!("{pulse_note}");
         let l: Vec<String> = logits
+            .columns
             .iter()
             .map(|(k, d)| format!("({k}) {d:.1e}"))
             .collect();
         println!(
-            "same weights without the softmax, max |logit - (a)'s| over {} hops: {}",
-            hops.min(100),
-            l.join(", ")
+            "same weights without the softmax, max |logit - (a)'s| over {logit_hops} hops: {} ((a)'s logits range over [{:.2}, {:.2}])",
+            l.join(", "),
+            logits.reference_range.0,
+            logits.reference_range.1
         );
         println!(
             "(a)'s top posterior per hop ranges over [{:.3}, {:.3}] ({out_len} classes)",
@@ -419,83 +453,9 @@ fn main() -> anyhow::Result<()> {
     }
     if !bad.is_empty() {
         bail!(
-            "outputs disagree with sepstream's beyond {TOLERANCE:e}: {}",
+            "outputs disagree with sepstream's beyond {TOLERANCE:e} (logits: {logit_tolerance:.1e}): {}",
             bad.join("; ")
         );
     }
     Ok(())
-}
-
-/// Every peer against streaming sepstream on the logits: the same weights with the final
-/// softmax removed, whose near-uniform posteriors (random weights) would hide small errors.
-/// Untimed; `hops` hops from the start of `frames`.
-fn logits_check(
-    net: &Network,
-    frames: &[f32],
-    window: usize,
-    hops: usize,
-) -> anyhow::Result<Vec<(&'static str, f32)>> {
-    let mut spec = net.spec().clone();
-    if spec.layers.last().is_some_and(|l| l.kind == "softmax") {
-        spec.layers.pop();
-    }
-    let net = Network::from_spec_and_tensors(spec, &net.weights())?;
-    let (len, stride, out_len) = (
-        net.input_shape().len(),
-        net.time_stride(),
-        net.output_shape().len(),
-    );
-    let warm = window - stride;
-    let mut state = net.new_state();
-    let mut want = Vec::with_capacity(hops * out_len);
-    let mut newest = 0;
-    for (i, f) in frames[..(warm + hops * stride) * len]
-        .chunks_exact(len)
-        .enumerate()
-    {
-        if let Some(out) = net.step(&mut state, f) {
-            newest = i;
-            if i + 1 >= window {
-                want.extend_from_slice(out);
-            }
-        }
-    }
-    anyhow::ensure!(want.len() == hops * out_len && newest + 1 == warm + hops * stride);
-    let want = |k: usize| &want[k * out_len..][..out_len];
-    let window_of = |k: usize| &frames[k * stride * len..(k * stride + window) * len];
-    let mut diffs = vec![("b", 0.0f32), ("c", 0.0), ("d", 0.0), ("e", 0.0)];
-    let candle = CandleNet::new(&net)?;
-    let mut tract = TractNet::new(&net, window)?;
-    for k in 0..hops {
-        let y = net.forward(window_of(k), window);
-        diffs[0].1 = diffs[0].1.max(max_diff(&y[y.len() - out_len..], want(k)));
-        diffs[1].1 = diffs[1].1.max(max_diff(
-            &candle.forward_window(window_of(k), window)?,
-            want(k),
-        ));
-        diffs[2].1 = diffs[2]
-            .1
-            .max(max_diff(&tract.forward_window(window_of(k))?, want(k)));
-    }
-    match TractPulse::new(&net, stride) {
-        Ok(mut pulse) => {
-            let delay = pulse.delay();
-            let mut produced = 0usize;
-            for x in frames[..(warm + hops * stride) * len].chunks_exact(stride * len) {
-                for frame in pulse.step(x)?.chunks_exact(out_len) {
-                    let newest = produced.checked_sub(delay).map(|j| j * stride);
-                    if let Some(d) = newest.and_then(|n| n.checked_sub(window - 1)) {
-                        if d % stride == 0 && d / stride < hops {
-                            diffs[3].1 = diffs[3].1.max(max_diff(frame, want(d / stride)));
-                        }
-                    }
-                    produced += 1;
-                }
-            }
-        }
-        Err(_) => {
-            diffs.pop();
-        }
-    }
-    Ok(diffs)
 }
