@@ -406,7 +406,16 @@ impl WavBlockReader {
             WavFormat::Int(_) => mono!(4, |b: &[u8]| {
                 i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
             }),
-            WavFormat::Float32 => mono!(4, |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            // Played as a sound card would: beyond full scale clips, and a NaN (no sound at
+            // all) is silence, so that one bad value cannot poison a stream's state.
+            WavFormat::Float32 => mono!(4, |b: &[u8]| {
+                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                if v.is_nan() {
+                    0.0
+                } else {
+                    v.clamp(-1.0, 1.0)
+                }
+            }),
         }
     }
 }

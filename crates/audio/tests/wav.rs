@@ -417,3 +417,27 @@ fn memory_stays_flat_however_long_the_stream() {
         long.bytes
     );
 }
+
+/// Found by the audio_reader fuzz target (MP3 bytes under a float WAV header): float samples
+/// that are NaN, infinite or far beyond full scale came through as they were, and one NaN
+/// poisons every later frame of a stream's state.
+#[test]
+fn float_samples_that_are_not_finite_or_beyond_full_scale_are_played_like_a_sound_card() {
+    let values = [
+        0.25f32,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        3.0e38,
+        -2.0,
+        0.5,
+    ];
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let p = write(
+        "nonfinite.wav",
+        &wav_bytes(3, 1, 16000, 32, &data, data.len() as u32),
+    );
+    let (samples, rate) = read_audio(&p).unwrap();
+    assert_eq!(rate, 16000);
+    assert_eq!(samples, vec![0.25, 0.0, 1.0, -1.0, 1.0, -1.0, 0.5]);
+}
