@@ -332,7 +332,12 @@ fn a_graph_with_a_cycle_is_refused() {
         "net/conv/w",
         node("net/conv/w", "Identity", &["net/conv/w_again"], vec![]),
     );
-    nodes.push(node("net/conv/w_again", "Identity", &["net/conv/w"], vec![]));
+    nodes.push(node(
+        "net/conv/w_again",
+        "Identity",
+        &["net/conv/w"],
+        vec![],
+    ));
     let err = import("identity-cycle", nodes).unwrap_err();
     assert!(err.to_string().contains("cycle"), "{err}");
 }
