@@ -283,7 +283,13 @@ impl CaptureSource {
             return Ok(());
         }
         if !c.started() {
-            if now.duration_since(self.started_at).as_secs_f64() > self.cfg.start_timeout_s {
+            let waited_s = now.duration_since(self.started_at).as_secs_f64();
+            // A stream opened again after a stall that does not start is one more stall (the
+            // device answered the open); only the first start of a run is fatal.
+            if self.status.reopens() > 0 && waited_s > self.cfg.start_timeout_s {
+                return self.reopen(waited_s);
+            }
+            if waited_s > self.cfg.start_timeout_s {
                 return Err(StageError::new(format!(
                     "input device {:?}: no audio within {} s of starting the stream",
                     self.name, self.cfg.start_timeout_s
