@@ -333,10 +333,9 @@ impl AudioReader {
             Inner::Wav(w) => w.read_block(out).inspect_err(|_| self.ending.done = true)?,
             Inner::Compressed(c) => {
                 let (n, mut error) = c.read_block(&self.path, self.block, out);
-                // Damaged data can decode to anything: play it as a sound card would (clip
-                // beyond full scale, NaN as silence), as the WAV reader does for float samples.
+                // Damaged data can decode to anything.
                 for v in out.iter_mut() {
-                    *v = if v.is_nan() { 0.0 } else { v.clamp(-1.0, 1.0) };
+                    *v = crate::wav::as_played(*v);
                 }
                 let announced = self.info.frames.unwrap_or(0);
                 let total = self.frames_read + n as u64;

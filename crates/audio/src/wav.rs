@@ -406,16 +406,20 @@ impl WavBlockReader {
             WavFormat::Int(_) => mono!(4, |b: &[u8]| {
                 i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
             }),
-            // Played as a sound card would: beyond full scale clips, and a NaN (no sound at
-            // all) is silence, so that one bad value cannot poison a stream's state.
-            WavFormat::Float32 => mono!(4, |b: &[u8]| {
-                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                if v.is_nan() {
-                    0.0
-                } else {
-                    v.clamp(-1.0, 1.0)
-                }
-            }),
+            WavFormat::Float32 => mono!(4, |b: &[u8]| as_played(f32::from_le_bytes([
+                b[0], b[1], b[2], b[3]
+            ]))),
         }
+    }
+}
+
+/// A float sample as a sound card plays it: beyond full scale clips, and NaN (no sound at all) is
+/// silence, so that one bad value cannot poison a stream's state. Integer samples need no such
+/// care; float WAV data and every compressed decoder's output go through this.
+pub(crate) fn as_played(v: f32) -> f32 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(-1.0, 1.0)
     }
 }
