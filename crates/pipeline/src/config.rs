@@ -1,5 +1,6 @@
 //! Pipeline settings (configs/pipeline.toml): edge capacities and overload policies, stage deadlines,
-//! capture ring and block sizes, stats interval. Unknown keys are errors.
+//! capture ring and block sizes, stats interval; which stages run in this process and which edges
+//! cross to other processes over zenoh. Unknown keys are errors.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,13 +32,25 @@ impl std::fmt::Display for OverloadPolicy {
 }
 
 /// One edge (channel) between two stages.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
     /// Items the channel holds.
     pub capacity: usize,
     /// What happens when it is full.
     pub policy: OverloadPolicy,
+    /// A zenoh key expression: the edge crosses processes (or hosts) as messages on this key.
+    /// Absent: a local crossbeam channel, both stages in this process.
+    #[serde(default)]
+    pub zenoh_key: Option<String>,
+    /// On a zenoh edge, a message that arrives more than this long after its capture time is
+    /// counted late (it is still delivered), milliseconds.
+    #[serde(default = "default_late_ms")]
+    pub late_ms: f64,
+}
+
+fn default_late_ms() -> f64 {
+    100.0
 }
 
 impl Default for EdgeConfig {
@@ -45,6 +58,41 @@ impl Default for EdgeConfig {
         EdgeConfig {
             capacity: 64,
             policy: OverloadPolicy::DropOldest,
+            zenoh_key: None,
+            late_ms: default_late_ms(),
+        }
+    }
+}
+
+/// Which stages of the graph this process runs.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Stage names (e.g. `["capture"]`); empty: every stage.
+    pub stages: Vec<String>,
+}
+
+/// How this process joins the zenoh network (used only when an edge has a `zenoh_key`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZenohConfig {
+    /// `peer` (talk to other peers directly; no router needed) or `client` (through a router).
+    pub mode: String,
+    /// Endpoints to listen on, e.g. `["tcp/127.0.0.1:7447"]`; empty: zenoh's default.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to (other peers, or a router such as `tcp/10.0.0.1:7447`).
+    pub connect: Vec<String>,
+    /// Find peers by UDP multicast scouting on the local network.
+    pub multicast_scouting: bool,
+}
+
+impl Default for ZenohConfig {
+    fn default() -> Self {
+        ZenohConfig {
+            mode: "peer".into(),
+            listen: Vec::new(),
+            connect: Vec::new(),
+            multicast_scouting: true,
         }
     }
 }
@@ -121,6 +169,10 @@ pub struct PipelineConfig {
     pub edges: BTreeMap<String, EdgeConfig>,
     /// Stages by name (`capture`, `inference`, `actuation`); missing ones get [`StageConfig::default`].
     pub stages: BTreeMap<String, StageConfig>,
+    /// The stages this process runs (default: all).
+    pub process: ProcessConfig,
+    /// The zenoh session, for edges with a `zenoh_key`.
+    pub zenoh: ZenohConfig,
 }
 
 impl PipelineConfig {
@@ -164,6 +216,41 @@ impl PipelineConfig {
                     e.capacity
                 ));
             }
+            if let Some(key) = &e.zenoh_key {
+                if key.is_empty()
+                    || key.starts_with('/')
+                    || key.ends_with('/')
+                    || key.contains("//")
+                {
+                    return bad(format!(
+                        "edges.{name}.zenoh_key = {key:?} (a key expression like \"sepstream/audio\": no empty chunks, no leading or trailing '/')"
+                    ));
+                }
+                if e.policy == OverloadPolicy::Block {
+                    return bad(format!(
+                        "edges.{name}: policy \"block\" on a zenoh edge would stall the network receiver; use drop_oldest or drop_newest"
+                    ));
+                }
+            }
+            if !(e.late_ms.is_finite() && e.late_ms > 0.0) {
+                return bad(format!(
+                    "edges.{name}.late_ms = {} (must be > 0)",
+                    e.late_ms
+                ));
+            }
+        }
+        if !matches!(self.zenoh.mode.as_str(), "peer" | "client") {
+            return bad(format!(
+                "zenoh.mode = {:?} (must be \"peer\" or \"client\")",
+                self.zenoh.mode
+            ));
+        }
+        for ep in self.zenoh.listen.iter().chain(&self.zenoh.connect) {
+            if !ep.contains('/') {
+                return bad(format!(
+                    "zenoh endpoint {ep:?} (expected PROTOCOL/ADDRESS, e.g. tcp/127.0.0.1:7447)"
+                ));
+            }
         }
         for (name, s) in &self.stages {
             if !(s.deadline_ms.is_finite() && s.deadline_ms > 0.0) {
@@ -200,7 +287,17 @@ impl PipelineConfig {
 
     /// The settings of edge `name` (defaults when absent).
     pub fn edge(&self, name: &str) -> EdgeConfig {
-        self.edges.get(name).copied().unwrap_or_default()
+        self.edges.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Whether this process runs stage `name` (`[process] stages`, empty = all).
+    pub fn runs(&self, name: &str) -> bool {
+        self.process.stages.is_empty() || self.process.stages.iter().any(|s| s == name)
+    }
+
+    /// Whether any edge crosses processes over zenoh.
+    pub fn uses_zenoh(&self) -> bool {
+        self.edges.values().any(|e| e.zenoh_key.is_some())
     }
 
     /// The settings of stage `name` (defaults when absent).

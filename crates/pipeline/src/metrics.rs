@@ -49,6 +49,55 @@ impl EdgeMetrics {
     }
 }
 
+/// Counters of a network edge's sending or receiving stage.
+#[derive(Debug, Default)]
+pub struct NetCounters {
+    /// Whether the stage is on a network edge (its counters are shown).
+    pub enabled: std::sync::atomic::AtomicBool,
+    /// Receiver: messages that never arrived (sequence numbers skipped).
+    pub missing: AtomicU64,
+    /// Receiver: messages older than one already received.
+    pub reordered: AtomicU64,
+    /// Receiver: messages that arrived later than the edge's `late_ms` after capture.
+    pub late: AtomicU64,
+    /// Receiver: times the sender started a new stream (it restarted).
+    pub restarts: AtomicU64,
+    /// Receiver: messages that could not be read (and were dropped).
+    pub bad: AtomicU64,
+    /// Sender: messages sent while no receiver was there (lost).
+    pub unheard: AtomicU64,
+}
+
+impl NetCounters {
+    fn snapshot(&self) -> Option<NetSnapshot> {
+        self.enabled.load(Ordering::Relaxed).then(|| NetSnapshot {
+            missing: self.missing.load(Ordering::Relaxed),
+            reordered: self.reordered.load(Ordering::Relaxed),
+            late: self.late.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            bad: self.bad.load(Ordering::Relaxed),
+            unheard: self.unheard.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// A copy of a network stage's message counters.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct NetSnapshot {
+    /// Messages that never arrived.
+    pub missing: u64,
+    /// Messages older than one already received.
+    pub reordered: u64,
+    /// Messages later than the edge's limit.
+    pub late: u64,
+    /// New streams after the first (sender restarts).
+    pub restarts: u64,
+    /// Messages that could not be read.
+    pub bad: u64,
+    /// Messages sent with no receiver there.
+    pub unheard: u64,
+}
+
 /// Live counters of one stage.
 #[derive(Debug)]
 pub struct StageMetrics {
@@ -64,6 +113,8 @@ pub struct StageMetrics {
     pub deadline_misses: AtomicU64,
     /// Capture overruns: samples the audio callback could not put in the ring (capture stages only).
     pub overruns: AtomicU64,
+    /// Message counters of a stage that sends or receives over the network (zenoh edges).
+    pub net: NetCounters,
     pub(crate) input: Mutex<Option<Arc<EdgeMetrics>>>,
     pub(crate) hist: Mutex<Histogram<u64>>,
 }
@@ -77,6 +128,7 @@ impl StageMetrics {
             items_out: AtomicU64::new(0),
             deadline_misses: AtomicU64::new(0),
             overruns: AtomicU64::new(0),
+            net: NetCounters::default(),
             input: Mutex::new(None),
             hist: Mutex::new(new_histogram()),
         }
@@ -127,6 +179,7 @@ impl StageMetrics {
             p50_us: p50 as f64 / 1e3,
             p99_us: p99 as f64 / 1e3,
             max_us: max as f64 / 1e3,
+            net: self.net.snapshot(),
         }
     }
 }
@@ -160,6 +213,9 @@ pub struct StageSnapshot {
     pub p99_us: f64,
     /// Maximum, µs.
     pub max_us: f64,
+    /// Message counters, for a stage on a network edge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetSnapshot>,
 }
 
 impl std::fmt::Display for StageSnapshot {
@@ -181,6 +237,13 @@ impl std::fmt::Display for StageSnapshot {
         )?;
         if self.overruns > 0 || self.stage == "capture" {
             write!(f, " overruns {}", self.overruns)?;
+        }
+        if let Some(n) = &self.net {
+            write!(
+                f,
+                " | net missing {} reordered {} late {} restarts {} bad {} unheard {}",
+                n.missing, n.reordered, n.late, n.restarts, n.bad, n.unheard
+            )?;
         }
         Ok(())
     }
