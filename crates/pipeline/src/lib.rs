@@ -6,7 +6,10 @@
 //! - [`CaptureSource`]: microphone (cpal -> SPSC ring, see `sepstream_audio::mic`) or a simulated
 //!   one, cut into [`AudioBlock`]s stamped in the audio timeline.
 //! - [`KwsStage`]: front end + streaming network + keyword decisions, one hop at a time.
-//! - [`listen`]: the whole `sepstream listen` chain (capture -> inference -> actuation).
+//! - [`listen`]: the whole `sepstream listen` chain (capture -> inference -> actuation), in one
+//!   process or split across processes.
+//! - [`wire`]: the messages of edges that cross processes; `remote` (feature `zenoh`): those
+//!   edges over zenoh.
 
 pub mod capture;
 pub mod config;
@@ -15,15 +18,21 @@ pub mod event;
 pub mod kws;
 pub mod listen;
 pub mod metrics;
+#[cfg(feature = "zenoh")]
+pub mod remote;
 pub mod stage;
+pub mod wire;
 
 pub use capture::{AudioBlock, AudioInput, CaptureSource, CaptureStatus, SimStep, SimulatedInput};
-pub use config::{CaptureConfig, EdgeConfig, OverloadPolicy, PipelineConfig, StageConfig};
+pub use config::{
+    CaptureConfig, EdgeConfig, OverloadPolicy, PipelineConfig, ProcessConfig, StageConfig,
+    ZenohConfig,
+};
 pub use error::{PipelineError, StageError};
 pub use event::Detection;
 pub use kws::{KwsHit, KwsModel, KwsStage, Meter};
-pub use listen::{start_listen, stop_on_ctrl_c, ActuationStage, Listener};
-pub use metrics::{StageMetrics, StageSnapshot};
+pub use listen::{start_actuation, start_listen, stop_on_ctrl_c, ActuationStage, Heard, Listener};
+pub use metrics::{NetCounters, NetSnapshot, StageMetrics, StageSnapshot};
 pub use stage::{
     EdgeRx, EdgeTx, Flow, Outbox, Pipeline, PipelineReport, Running, Source, Stage, StageContext,
     StageHooks, StopHandle,
