@@ -52,6 +52,126 @@ pub struct Args {
     /// Testing: STAGE:fail@N, STAGE:panic@N or STAGE:delay_us=N (repeatable).
     #[arg(long = "test-hook", hide = true)]
     test_hooks: Vec<String>,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// Options that split the listen graph across processes (zenoh; needs the `zenoh` build feature).
+#[derive(clap::Args, Clone, Default)]
+pub struct NetArgs {
+    /// Publish keyword events (JSON: model, keyword, score, times, sequence number) on this
+    /// zenoh key expression, e.g. sepstream/events (sets edges.events.zenoh_key).
+    #[arg(long, value_name = "KEY")]
+    publish: Option<String>,
+    /// Send or receive the audio blocks on this zenoh key expression, e.g. sepstream/audio (sets
+    /// edges.audio.zenoh_key).
+    #[arg(long, value_name = "KEY")]
+    audio_key: Option<String>,
+    /// The stages this process runs, comma-separated: capture, inference, actuation (sets
+    /// [process] stages; default: all three).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    stages: Vec<String>,
+    /// A zenoh endpoint to listen on, e.g. tcp/127.0.0.1:7447 (repeatable; adds to [zenoh] listen).
+    #[arg(long, value_name = "ENDPOINT")]
+    zenoh_listen: Vec<String>,
+    /// A zenoh endpoint to connect to: another process's listen endpoint or a router
+    /// (repeatable; adds to [zenoh] connect).
+    #[arg(long, value_name = "ENDPOINT")]
+    zenoh_connect: Vec<String>,
+}
+
+impl NetArgs {
+    /// Applies the options to a pipeline configuration.
+    pub fn apply(&self, config: &mut PipelineConfig) {
+        let mut key = |edge: &str, k: &Option<String>| {
+            if let Some(k) = k {
+                let mut e = config.edge(edge);
+                e.zenoh_key = Some(k.clone());
+                config.edges.insert(edge.to_string(), e);
+            }
+        };
+        key("events", &self.publish);
+        key("audio", &self.audio_key);
+        if !self.stages.is_empty() {
+            config.process.stages = self.stages.clone();
+        }
+        config
+            .zenoh
+            .listen
+            .extend(self.zenoh_listen.iter().cloned());
+        config
+            .zenoh
+            .connect
+            .extend(self.zenoh_connect.iter().cloned());
+    }
+}
+
+/// Options of `sepstream serve-inference`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Model: a spec file (TOML, with its weights) or a bundled model's name; default: `kws`.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Pipeline settings; default: the shipped configs/pipeline.toml (compiled in).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The zenoh key the audio blocks arrive on (unless the config gives edges.audio.zenoh_key).
+    #[arg(long, value_name = "KEY", default_value = "sepstream/audio")]
+    audio_key: String,
+    /// The zenoh key keyword events leave on (unless the config gives edges.events.zenoh_key).
+    #[arg(long, value_name = "KEY", default_value = "sepstream/events")]
+    publish: String,
+    /// A zenoh endpoint to listen on (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    zenoh_listen: Vec<String>,
+    /// A zenoh endpoint to connect to (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    zenoh_connect: Vec<String>,
+    /// Print per-stage stats (latency, drops, network gaps) every few seconds and at exit.
+    #[arg(long)]
+    stats: bool,
+    /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C.
+    #[arg(long = "for", value_name = "DURATION")]
+    duration: Option<String>,
+}
+
+/// `sepstream serve-inference`: the inference stage alone, audio in and events out over zenoh.
+pub fn run_serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &a.config {
+        Some(p) => PipelineConfig::load(p)?,
+        None => default_pipeline_config()?,
+    };
+    for (edge, key) in [("audio", &a.audio_key), ("events", &a.publish)] {
+        let mut e = config.edge(edge);
+        if e.zenoh_key.is_none() {
+            e.zenoh_key = Some(key.clone());
+        }
+        config.edges.insert(edge.into(), e);
+    }
+    let net = NetArgs {
+        stages: vec!["inference".into()],
+        zenoh_listen: a.zenoh_listen,
+        zenoh_connect: a.zenoh_connect,
+        ..NetArgs::default()
+    };
+    net.apply(&mut config);
+    run_with(
+        Args {
+            model: a.model,
+            device: None,
+            json: false,
+            stats: a.stats,
+            duration: a.duration,
+            config: None,
+            meter: false,
+            random_weights: false,
+            simulate: None,
+            simulate_fail_after: None,
+            test_hooks: Vec::new(),
+            net: NetArgs::default(),
+        },
+        config,
+    )
 }
 
 /// Parses "10s", "250ms", "2m", "1.5" (seconds).
@@ -117,6 +237,15 @@ fn print_stats(report: &PipelineReport, label: &str) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(p) => PipelineConfig::load(p)?,
+        None => default_pipeline_config()?,
+    };
+    args.net.apply(&mut config);
+    run_with(args, config)
+}
+
+fn run_with(args: Args, config: PipelineConfig) -> anyhow::Result<ExitCode> {
     let model = match &args.model {
         Some(p) if p.is_file() => KwsModel::load(p, args.random_weights)?,
         other => {
@@ -130,10 +259,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.model.as_deref().unwrap_or(Path::new("?")).display()
         );
     }
-    let config = match &args.config {
-        Some(p) => PipelineConfig::load(p)?,
-        None => default_pipeline_config()?,
-    };
     let run_for = args.duration.as_deref().map(parse_duration).transpose()?;
     let fail_after = args
         .simulate_fail_after
@@ -184,6 +309,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     stop_on_ctrl_c(l.running.stop_handle())?;
+    for (edge, key) in &l.subscribes {
+        eprintln!("receiving {edge} on zenoh key {key:?}");
+    }
+    for (edge, key) in &l.publishes {
+        eprintln!("sending {edge} on zenoh key {key:?}");
+    }
+    let runs_capture = l.stages.contains(&"capture");
 
     let t0 = Instant::now();
     let mut last_stats = Instant::now();
@@ -214,7 +346,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &format!("{:.1} s", t0.elapsed().as_secs_f64()),
             );
         }
-        if args.meter && announced {
+        if args.meter && (announced || !runs_capture) {
             let (level, top) = l.meter.read();
             let bar_len = ((level.clamp(0.0, 1.0)) * 30.0).round() as usize;
             let mut line = format!("\r\x1b[2Klevel [{:<30}] ", "#".repeat(bar_len));
@@ -228,20 +360,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.meter {
         eprintln!();
     }
-    let (report, result) = l.running.shutdown(Duration::from_secs(1));
-    let overruns = l.capture.overruns();
+    let capture = l.capture.clone();
+    let meter = l.meter.clone();
+    let (report, result) = l.shutdown(Duration::from_secs(1));
+    let overruns = capture.overruns();
     if args.stats {
         print_stats(
             &report,
             &format!("final, {:.1} s", t0.elapsed().as_secs_f64()),
         );
     }
-    eprintln!(
-        "capture overruns: {overruns} samples; device reopened after a stall: {} times; \
-         inference resets after dropped audio: {}",
-        l.capture.reopens(),
-        l.meter.resets.load(Ordering::Relaxed)
-    );
+    if runs_capture {
+        eprintln!(
+            "capture overruns: {overruns} samples; device reopened after a stall: {} times",
+            capture.reopens(),
+        );
+    }
+    if report.stage("inference").is_some() {
+        eprintln!(
+            "inference resets after dropped audio: {}",
+            meter.resets.load(Ordering::Relaxed)
+        );
+    }
     result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use sepstream_audio::mic::MicOptions;
 use sepstream_audio::read_audio;
-use sepstream_pipeline::{start_listen, AudioInput, Detection, KwsModel, StageError};
+use sepstream_pipeline::{
+    start_actuation, start_listen, AudioInput, Detection, KwsModel, StageError,
+};
 use sepstream_train::evaluate;
 use sepstream_vision::perception::DepthPerception;
 use sepstream_vision::robot::CommandMsg;
@@ -68,6 +70,17 @@ pub struct Args {
     /// scheduling). Taken when the system allows it (root or CAP_SYS_NICE), else ignored with a note.
     #[arg(long, default_value_t = 50)]
     fifo: i32,
+    /// Keyword commands from the network: keyword events (JSON, as `sepstream listen --publish
+    /// KEY` or `serve-inference` send them) on this zenoh key expression, each go/stop/left/right
+    /// handed to the control loop as it arrives (needs --realtime and the `zenoh` build feature).
+    #[arg(long, value_name = "KEY")]
+    subscribe: Option<String>,
+    /// With --subscribe: a zenoh endpoint to listen on (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    zenoh_listen: Vec<String>,
+    /// With --subscribe: a zenoh endpoint to connect to, e.g. the inference process's (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    zenoh_connect: Vec<String>,
     /// Input device for --mic (a name as `sepstream devices` lists it; default: the default input).
     #[arg(long)]
     device: Option<String>,
@@ -118,14 +131,46 @@ fn wav_commands(wav: &Path, kws_model: Option<&Path>) -> anyhow::Result<Vec<Sche
     Ok(out)
 }
 
-/// Keyword commands from the live pipeline: capture -> inference -> actuation threads, the
-/// actuation stage writing each robot command into the control loop's latest-value slot (the loop
-/// reads it without waiting). The pipeline runs until the loop ends.
-fn mic_feed(kws_model: Option<&Path>, device: Option<String>) -> anyhow::Result<CommandFeed> {
-    let (net, name) = crate::model_arg::keyword_network(kws_model)?;
-    let model =
-        KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?;
-    let config = crate::cmd_listen::default_pipeline_config()?;
+/// Where the live keyword commands come from.
+enum LiveSource {
+    /// The microphone through capture -> inference -> actuation in this process.
+    Mic {
+        kws_model: Option<PathBuf>,
+        device: Option<String>,
+    },
+    /// Keyword events from other processes over zenoh (only the actuation stage runs here).
+    Subscribe {
+        key: String,
+        listen: Vec<String>,
+        connect: Vec<String>,
+    },
+}
+
+/// Keyword commands from the live pipeline: its actuation stage writes each robot command into
+/// the control loop's latest-value slot (the loop reads it without waiting). The pipeline runs
+/// until the loop ends.
+fn live_feed(source: LiveSource) -> anyhow::Result<CommandFeed> {
+    let mut config = crate::cmd_listen::default_pipeline_config()?;
+    let (model, device, what) = match source {
+        LiveSource::Mic { kws_model, device } => {
+            let (net, name) = crate::model_arg::keyword_network(kws_model.as_deref())?;
+            let model = KwsModel::from_network(net, false)
+                .with_context(|| format!("keyword model {name}"))?;
+            (Some(model), device, "--mic")
+        }
+        LiveSource::Subscribe {
+            key,
+            listen,
+            connect,
+        } => {
+            let mut e = config.edge("events");
+            e.zenoh_key = Some(key);
+            config.edges.insert("events".into(), e);
+            config.zenoh.listen.extend(listen);
+            config.zenoh.connect.extend(connect);
+            (None, None, "--subscribe")
+        }
+    };
     Ok(Box::new(move |mut slot, clock, stop| {
         let mut seq = 0u64;
         let act = move |d: &Detection| -> Result<(), StageError> {
@@ -145,22 +190,30 @@ fn mic_feed(kws_model: Option<&Path>, device: Option<String>) -> anyhow::Result<
             }
             Ok(())
         };
-        let input = AudioInput::Mic(MicOptions {
-            device,
-            ..MicOptions::default()
-        });
-        let listener = match start_listen(model, input, config, act) {
+        let started = match model {
+            Some(model) => {
+                let input = AudioInput::Mic(MicOptions {
+                    device,
+                    ..MicOptions::default()
+                });
+                start_listen(model, input, config, act)
+            }
+            None => start_actuation(config, act),
+        };
+        let mut listener = match started {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: --mic: the keyword pipeline did not start: {e}");
+                eprintln!("error: {what}: the keyword pipeline did not start: {e}");
                 return;
             }
         };
-        let capture = listener.capture;
-        let mut running = listener.running;
+        for (edge, key) in &listener.subscribes {
+            eprintln!("receiving {edge} on zenoh key {key:?}");
+        }
+        let capture = listener.capture.clone();
         let mut announced = false;
         while !stop.load(Ordering::Relaxed) {
-            if running.wait_for(Duration::from_millis(50)) {
+            if listener.running.wait_for(Duration::from_millis(50)) {
                 break;
             }
             if !announced && capture.started() {
@@ -173,9 +226,9 @@ fn mic_feed(kws_model: Option<&Path>, device: Option<String>) -> anyhow::Result<
                 }
             }
         }
-        let (_, result) = running.shutdown(Duration::from_secs(1));
+        let (_, result) = listener.shutdown(Duration::from_secs(1));
         if let Err(e) = result {
-            eprintln!("error: --mic: keyword pipeline: {e}");
+            eprintln!("error: {what}: keyword pipeline: {e}");
         }
     }))
 }
@@ -193,15 +246,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.duration > 0.0 && args.camera_hz > 0.0 && args.slowdown >= 1.0) {
         bail!("--duration and --camera-hz must be positive and --slowdown at least 1");
     }
-    let commands: Vec<ScheduledCommand> = match (&args.commands, &args.wav, args.mic) {
+    let live = args.mic || args.subscribe.is_some();
+    let commands: Vec<ScheduledCommand> = match (&args.commands, &args.wav, live) {
         (Some(s), None, false) => parse_command_script(s)?,
         (None, Some(wav), false) => wav_commands(wav, args.kws_model.as_deref())?,
+        (None, None, true) if args.mic && args.subscribe.is_some() => {
+            bail!("give one of --mic and --subscribe")
+        }
         (None, None, true) if !args.realtime => {
-            bail!("--mic needs --realtime: the microphone runs on the wall clock")
+            bail!("--mic and --subscribe need --realtime: live commands run on the wall clock")
         }
         (None, None, true) => Vec::new(),
         (None, None, false) => parse_command_script("0.5:go")?,
-        _ => bail!("give at most one of --commands, --wav, --mic"),
+        _ => bail!("give at most one of --commands, --wav, --mic, --subscribe"),
     };
 
     let drive = DiffDrive::default();
@@ -244,7 +301,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             camera,
             perception,
             Some(if args.mic {
-                mic_feed(args.kws_model.as_deref(), args.device.clone())?
+                live_feed(LiveSource::Mic {
+                    kws_model: args.kws_model.clone(),
+                    device: args.device.clone(),
+                })?
+            } else if let Some(key) = &args.subscribe {
+                live_feed(LiveSource::Subscribe {
+                    key: key.clone(),
+                    listen: args.zenoh_listen.clone(),
+                    connect: args.zenoh_connect.clone(),
+                })?
             } else {
                 scripted_feed(commands)
             }),

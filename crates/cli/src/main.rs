@@ -31,8 +31,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Spot keywords live from the microphone.
+    /// Spot keywords live from the microphone (all stages here, or some, the others in other
+    /// processes over zenoh).
     Listen(cmd_listen::Args),
+    /// Run the inference stage alone: audio blocks in and keyword events out over zenoh.
+    ServeInference(cmd_listen::ServeArgs),
     /// List audio input devices and their supported sample rates.
     Devices(cmd_devices::Args),
     /// Spot keywords in audio files (WAV, FLAC, MP3, Ogg/Vorbis) or standard input (`-`).
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
     sepstream_audio::mic::show_backend_messages(cli.verbose);
     let result = match cli.command {
         Command::Listen(a) => cmd_listen::run(a),
+        Command::ServeInference(a) => cmd_listen::run_serve(a),
         Command::Devices(a) => cmd_devices::run(a),
         Command::Wav(a) => cmd_wav::run(a),
         Command::Eval(a) => cmd_eval::run(a),
