@@ -55,6 +55,9 @@ pub enum SimStep {
     End,
     /// The simulated device failed (like a disconnect) with this message.
     Fail(String),
+    /// Nothing this period (the buffer was not used): a device that stalls, or one whose stream
+    /// never starts when every period is a stall.
+    Stall,
 }
 
 /// A generator of interleaved samples for one callback period.
@@ -120,12 +123,24 @@ impl SimulatedInput {
     }
 }
 
+/// Opens a simulated device: called once at start and again each time the device stalls, as a
+/// microphone is opened again (an error is a device that cannot be opened).
+pub type SimOpener = Box<dyn FnMut() -> Result<SimulatedInput, String> + Send>;
+
 /// Where the capture stage gets audio.
 pub enum AudioInput {
     /// A cpal input device.
     Mic(MicOptions),
-    /// A simulated device (tests, `--simulate`).
+    /// A simulated device (tests, `--simulate`), played once; a stall ends the run.
     Simulated(SimulatedInput),
+    /// A simulated device opened again after a stall, like a microphone.
+    SimulatedDevice(SimOpener),
+}
+
+/// How the capture stage opens its device again after a stall.
+enum Reopen {
+    Mic(MicOptions),
+    Sim(SimOpener),
 }
 
 /// What the capture stage publishes once it has started: device, rate, the callback counters of
@@ -188,8 +203,8 @@ enum Active {
 /// The capture stage (a [`Source`] of [`AudioBlock`]s).
 pub struct CaptureSource {
     input: Option<AudioInput>,
-    /// The microphone's options, kept to open it again after a stall.
-    mic_options: Option<MicOptions>,
+    /// How to open the device again after a stall (none: a stall ends the run).
+    reopen_with: Option<Reopen>,
     cfg: CaptureConfig,
     /// The counters of the stream now open.
     counters: Option<Arc<CaptureCounters>>,
@@ -213,7 +228,7 @@ impl CaptureSource {
     pub fn new(input: AudioInput, cfg: CaptureConfig) -> Self {
         CaptureSource {
             input: Some(input),
-            mic_options: None,
+            reopen_with: None,
             cfg,
             counters: None,
             status: Arc::new(CaptureStatus::default()),
@@ -319,31 +334,60 @@ impl CaptureSource {
             "input device {:?}: no audio for {silent_s:.2} s (device disconnected or stalled)",
             self.name
         );
-        let Some(opts) = self.mic_options.clone() else {
+        let Some(how) = self.reopen_with.as_mut() else {
             return Err(StageError::new(stalled));
         };
         if let Some(old) = self.active.take() {
-            // Dropping joins the stream's thread, which may never return (see `stop`): a
-            // thread of its own does it, and is not waited for.
-            let _ = std::thread::Builder::new()
-                .name("stalled-stream".into())
-                .spawn(move || drop(old));
+            match old {
+                Active::Sim(_, mut r) => {
+                    r.stop.store(true, Ordering::Relaxed);
+                    // the generator thread ends within one period; it is not waited for
+                    r.thread.take();
+                }
+                // Dropping joins the stream's thread, which may never return (see `stop`): a
+                // thread of its own does it, and is not waited for.
+                old @ Active::Mic(_) => {
+                    let _ = std::thread::Builder::new()
+                        .name("stalled-stream".into())
+                        .spawn(move || drop(old));
+                }
+            }
         }
-        let mut mic = MicCapture::open(&opts)
-            .map_err(|e| StageError::new(format!("{stalled}; opening it again failed: {e}")))?;
-        if mic.sample_rate() != self.rate {
-            let rate = mic.sample_rate();
-            std::mem::forget(mic);
+        let (active, rate, counters) = match how {
+            Reopen::Mic(opts) => {
+                let mut mic = MicCapture::open(opts).map_err(|e| {
+                    StageError::new(format!("{stalled}; opening it again failed: {e}"))
+                })?;
+                let (rate, counters) = (mic.sample_rate(), mic.reader().counters().clone());
+                if rate != self.rate {
+                    std::mem::forget(mic);
+                    return Err(StageError::new(format!(
+                        "{stalled}; opened again, it runs at {rate} Hz instead of {} Hz",
+                        self.rate
+                    )));
+                }
+                (Active::Mic(mic), rate, counters)
+            }
+            Reopen::Sim(open) => {
+                let sim = open().map_err(|e| {
+                    StageError::new(format!("{stalled}; opening it again failed: {e}"))
+                })?;
+                let rate = sim.rate;
+                let (reader, runner) = start_sim(sim, self.cfg.ring_seconds)?;
+                let counters = reader.counters().clone();
+                (Active::Sim(reader, runner), rate, counters)
+            }
+        };
+        if rate != self.rate {
             return Err(StageError::new(format!(
                 "{stalled}; opened again, it runs at {rate} Hz instead of {} Hz",
                 self.rate
             )));
         }
-        let counters = mic.reader().counters().clone();
         self.status.set_counters(counters.clone());
         self.status.reopens.fetch_add(1, Ordering::Relaxed);
         self.counters = Some(counters);
-        self.active = Some(Active::Mic(mic));
+        self.active = Some(active);
         self.overflow_seen = 0;
         self.last_frames = 0;
         self.popped += (silent_s * self.rate as f64).round() as u64;
@@ -399,6 +443,7 @@ fn start_sim(
             while !st.load(Ordering::Relaxed) {
                 match generator(&mut buf) {
                     SimStep::Continue => writer.push_interleaved(&buf, ch),
+                    SimStep::Stall => {}
                     SimStep::End => break,
                     SimStep::Fail(msg) => {
                         if let Ok(mut f) = fa.lock() {
@@ -443,10 +488,21 @@ impl Source for CaptureSource {
                     opts.buffer_frames = Some(self.cfg.buffer_frames);
                 }
                 let mut m = MicCapture::open(&opts).map_err(|e| StageError::new(e.to_string()))?;
-                self.mic_options = Some(opts);
+                self.reopen_with = Some(Reopen::Mic(opts));
                 let (name, rate, ch) = (m.device().to_string(), m.sample_rate(), m.channels());
                 let counters = m.reader().counters().clone();
                 (Active::Mic(m), name, rate, ch, counters)
+            }
+            AudioInput::SimulatedDevice(mut open) => {
+                let sim = open().map_err(StageError::new)?;
+                let (name, rate, ch) = (sim.name.clone(), sim.rate, sim.channels);
+                if rate == 0 {
+                    return Err(StageError::new("simulated input with rate 0"));
+                }
+                self.reopen_with = Some(Reopen::Sim(open));
+                let (reader, runner) = start_sim(sim, self.cfg.ring_seconds)?;
+                let counters = reader.counters().clone();
+                (Active::Sim(reader, runner), name, rate, ch, counters)
             }
             AudioInput::Simulated(sim) => {
                 let (name, rate, ch) = (sim.name.clone(), sim.rate, sim.channels);

@@ -23,7 +23,9 @@ pub mod remote;
 pub mod stage;
 pub mod wire;
 
-pub use capture::{AudioBlock, AudioInput, CaptureSource, CaptureStatus, SimStep, SimulatedInput};
+pub use capture::{
+    AudioBlock, AudioInput, CaptureSource, CaptureStatus, SimOpener, SimStep, SimulatedInput,
+};
 pub use config::{
     CaptureConfig, EdgeConfig, OverloadPolicy, PipelineConfig, ProcessConfig, StageConfig,
     ZenohConfig,
