@@ -56,19 +56,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         members.len(),
         provenance.join("; ")
     ));
-    spec.weights = Some(weights_rel.clone());
     let weights_path = args
         .out
         .parent()
         .unwrap_or(Path::new("."))
         .join(&weights_rel);
-    if let Some(dir) = weights_path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    merged
-        .save_safetensors(&weights_path)
-        .with_context(|| format!("writing {}", weights_path.display()))?;
-    spec.save(&args.out)
+    spec.save_bundle(&merged.weights(), &args.out, &weights_path)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let back = Network::load(&args.out)
         .with_context(|| format!("{}: written but does not load", args.out.display()))?;

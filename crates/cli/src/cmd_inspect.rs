@@ -1,7 +1,7 @@
 //! `sepstream inspect`, `sepstream cost` and `sepstream factorize`: the seed's mathematics
 //! (cost of separable layers, their standard twins, best separable approximations) as tools.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -234,18 +234,6 @@ pub fn run_cost(a: CostArgs) -> anyhow::Result<ExitCode> {
 
 /// `target` relative to the directory of `from_file` when it lies in that directory, else
 /// absolute.
-fn relative_to_dir_of(target: &Path, from_file: &Path) -> anyhow::Result<PathBuf> {
-    let target = std::path::absolute(target)?;
-    let dir = std::path::absolute(from_file)?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    Ok(target
-        .strip_prefix(&dir)
-        .map(Path::to_path_buf)
-        .unwrap_or(target))
-}
-
 #[derive(serde::Serialize)]
 struct FactorizeReport<'a> {
     layer: &'a str,
@@ -299,10 +287,7 @@ pub fn run_factorize(a: FactorizeArgs) -> anyhow::Result<ExitCode> {
             a.out.display()
         );
     }
-    let mut new_spec = fm.spec.clone();
-    new_spec.weights = Some(relative_to_dir_of(&out_weights, &a.out)?);
-    fm.weights.save(&out_weights)?;
-    new_spec.save(&a.out)?;
+    fm.spec.save_bundle(&fm.weights, &a.out, &out_weights)?;
     // What was written loads back.
     Network::load(&a.out)
         .with_context(|| format!("{}: written but does not load", a.out.display()))?;

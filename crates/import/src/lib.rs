@@ -14,7 +14,7 @@ pub mod onnx_proto;
 pub mod tf;
 pub mod tf_proto;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sepstream_audio::{DecisionConfig, FrontendConfig};
 use sepstream_nn::{InputSpec, ModelSpec, Network, Weights};
@@ -241,40 +241,6 @@ fn build(
 
 /// `to` as a path relative to the directory `from` (both made absolute against the current
 /// directory), for the spec's `weights` entry.
-fn relative_to(to: &Path, from_dir: &Path) -> PathBuf {
-    let abs = |p: &Path| {
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().unwrap_or_default().join(p)
-        };
-        p.components().fold(PathBuf::new(), |mut acc, c| {
-            match c {
-                std::path::Component::ParentDir => {
-                    acc.pop();
-                }
-                std::path::Component::CurDir => {}
-                c => acc.push(c),
-            }
-            acc
-        })
-    };
-    let (to, from) = (abs(to), abs(from_dir));
-    let common = to
-        .components()
-        .zip(from.components())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let mut rel = PathBuf::new();
-    for _ in from.components().skip(common) {
-        rel.push("..");
-    }
-    for c in to.components().skip(common) {
-        rel.push(c);
-    }
-    rel
-}
-
 impl Imported {
     /// The network of the imported spec and weights.
     pub fn network(&self) -> Result<Network, ImportError> {
@@ -285,28 +251,11 @@ impl Imported {
     }
 
     /// Writes the weights to `weights_path` and the spec (naming them relative to itself) to
-    /// `spec_path`. The model is built first; on any failure nothing is left behind.
+    /// `spec_path` ([`ModelSpec::save_bundle`]: the model is built first; on any failure nothing
+    /// is left behind).
     pub fn write(&self, spec_path: &Path, weights_path: &Path) -> Result<ModelSpec, ImportError> {
-        let mut spec = self.spec.clone();
-        let dir = spec_path.parent().unwrap_or(Path::new("."));
-        spec.weights = Some(relative_to(weights_path, dir));
-        Network::from_spec_and_tensors(spec.clone(), &self.weights)?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| ImportError::Io { path, error }
-        };
-        let tmp_w = weights_path.with_extension("safetensors.partial");
-        let tmp_s = spec_path.with_extension("toml.partial");
-        let result = (|| {
-            std::fs::write(&tmp_w, self.weights.to_safetensors()).map_err(io(weights_path))?;
-            std::fs::write(&tmp_s, spec.to_toml_string()).map_err(io(spec_path))?;
-            std::fs::rename(&tmp_w, weights_path).map_err(io(weights_path))?;
-            std::fs::rename(&tmp_s, spec_path).map_err(io(spec_path))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp_w);
-            let _ = std::fs::remove_file(&tmp_s);
-        }
-        result.map(|()| spec)
+        Ok(self
+            .spec
+            .save_bundle(&self.weights, spec_path, weights_path)?)
     }
 }

@@ -175,6 +175,43 @@ impl ModelSpec {
         })
     }
 
+    /// Writes a model: `weights` to `weights_path` (a path as the caller sees it; its folder is
+    /// made if missing) and this spec to `spec_path`, naming the weights relative to the spec's
+    /// folder. The network is built from both first, so a spec and weights that disagree are an
+    /// error before anything is written; both files are written beside their targets and renamed
+    /// into place, so a failure leaves neither half behind. Returns the spec as written.
+    pub fn save_bundle(
+        &self,
+        weights: &crate::Weights,
+        spec_path: &Path,
+        weights_path: &Path,
+    ) -> Result<ModelSpec, NnError> {
+        let mut spec = self.clone();
+        let dir = spec_path.parent().unwrap_or(Path::new("."));
+        spec.weights = Some(relative_path(weights_path, dir));
+        crate::Network::from_spec_and_tensors(spec.clone(), weights)?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| NnError::Io { path, error }
+        };
+        if let Some(d) = weights_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        let tmp_w = weights_path.with_extension("safetensors.partial");
+        let tmp_s = spec_path.with_extension("toml.partial");
+        let result = (|| {
+            std::fs::write(&tmp_w, weights.to_safetensors()).map_err(io(weights_path))?;
+            std::fs::write(&tmp_s, spec.to_toml_string()).map_err(io(spec_path))?;
+            std::fs::rename(&tmp_w, weights_path).map_err(io(weights_path))?;
+            std::fs::rename(&tmp_s, spec_path).map_err(io(spec_path))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp_w);
+            let _ = std::fs::remove_file(&tmp_s);
+        }
+        result.map(|()| spec)
+    }
+
     /// The weights path resolved against the directory of the spec file at `spec_path`.
     pub fn weights_path(&self, spec_path: &Path) -> Option<PathBuf> {
         self.weights.as_ref().map(|w| {
@@ -185,6 +222,42 @@ impl ModelSpec {
             }
         })
     }
+}
+
+/// `to` as a path relative to the folder `from_dir` (both taken from the current folder when
+/// relative; `..` where they part).
+pub fn relative_path(to: &Path, from_dir: &Path) -> PathBuf {
+    let abs = |p: &Path| {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        p.components().fold(PathBuf::new(), |mut acc, c| {
+            match c {
+                std::path::Component::ParentDir => {
+                    acc.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => acc.push(c),
+            }
+            acc
+        })
+    };
+    let (to, from) = (abs(to), abs(from_dir));
+    let common = to
+        .components()
+        .zip(from.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in from.components().skip(common) {
+        rel.push("..");
+    }
+    for c in to.components().skip(common) {
+        rel.push(c);
+    }
+    rel
 }
 
 impl LayerSpec {

@@ -74,6 +74,45 @@ fn weights_round_trip_through_safetensors_and_spec_files() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn a_bundle_names_its_weights_relative_to_the_spec_and_is_never_half_written() {
+    let dir = std::env::temp_dir().join(format!("sepstream-nn-bundle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("specs")).unwrap();
+    let net = Network::random(small(), 5).unwrap();
+    let (spec_path, weights_path) = (
+        dir.join("specs/model.toml"),
+        dir.join("assets/model.safetensors"),
+    );
+    let written = small()
+        .save_bundle(&net.weights(), &spec_path, &weights_path)
+        .unwrap();
+    assert_eq!(
+        written.weights.as_deref(),
+        Some(Path::new("../assets/model.safetensors"))
+    );
+    let back = Network::load(&spec_path).unwrap();
+    let input: Vec<f32> = (0..7 * 10).map(|i| (i as f32).sin()).collect();
+    assert_eq!(back.forward(&input, 7), net.forward(&input, 7));
+
+    // weights that do not fit the spec: an error naming the tensor, and no file at all
+    let mut wrong = net.weights();
+    wrong.tensors.remove("sep.pointwise.bias");
+    let (spec2, weights2) = (dir.join("specs/bad.toml"), dir.join("assets/bad.safetensors"));
+    let err = small().save_bundle(&wrong, &spec2, &weights2).unwrap_err();
+    assert!(err.to_string().contains("sep.pointwise.bias"), "{err}");
+    assert!(!spec2.exists() && !weights2.exists());
+    // a folder that cannot be written: an error naming the file, nothing left behind
+    let blocked = dir.join("specs/model.toml/inside.toml");
+    let err = small()
+        .save_bundle(&net.weights(), &blocked, &dir.join("assets/x.safetensors"))
+        .unwrap_err();
+    assert!(matches!(err, NnError::Io { .. }), "{err}");
+    assert!(!dir.join("assets/x.safetensors").exists());
+    assert!(!dir.join("assets/x.safetensors.partial").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn weights_of(net: &Network) -> Weights {
     net.weights()
 }

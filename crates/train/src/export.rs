@@ -26,18 +26,16 @@ pub fn trained_spec(
     Ok(spec)
 }
 
-/// Writes `spec_path` (TOML) and the weights file its `weights` names.
+/// Writes `spec_path` (TOML) and the weights file its `weights` names
+/// ([`ModelSpec::save_bundle`]: checked first, nothing half-written on failure).
 pub fn write(spec: &ModelSpec, trained: &Trained, spec_path: &Path) -> Result<(), TrainError> {
     let rel = spec
         .weights
         .as_ref()
         .ok_or_else(|| TrainError::Export("spec has no weights path".into()))?;
     let wpath = spec_path.parent().unwrap_or(Path::new(".")).join(rel);
-    if let Some(dir) = wpath.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    }
     let bytes = trained.model.export_safetensors()?;
-    std::fs::write(&wpath, bytes).map_err(|e| TrainError::io(&wpath, e))?;
-    spec.save(spec_path)?;
+    let weights = sepstream_nn::Weights::from_safetensors(&bytes, &wpath)?;
+    spec.save_bundle(&weights, spec_path, &wpath)?;
     Ok(())
 }
