@@ -6,7 +6,6 @@
 #![cfg(feature = "zenoh")]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -15,15 +14,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{pick_clip, pulse_ok, root, stderr_lines, trained_model};
 use sepstream_pipeline::KwsModel;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+use sepstream_testkit::free_port;
 /// The shipped three-process configs on fresh ports and keys, written to `dir`.
 struct Configs {
     capture: PathBuf,

@@ -98,7 +98,10 @@ fn a_bundle_names_its_weights_relative_to_the_spec_and_is_never_half_written() {
     // weights that do not fit the spec: an error naming the tensor, and no file at all
     let mut wrong = net.weights();
     wrong.tensors.remove("sep.pointwise.bias");
-    let (spec2, weights2) = (dir.join("specs/bad.toml"), dir.join("assets/bad.safetensors"));
+    let (spec2, weights2) = (
+        dir.join("specs/bad.toml"),
+        dir.join("assets/bad.safetensors"),
+    );
     let err = small().save_bundle(&wrong, &spec2, &weights2).unwrap_err();
     assert!(err.to_string().contains("sep.pointwise.bias"), "{err}");
     assert!(!spec2.exists() && !weights2.exists());

@@ -153,7 +153,7 @@ impl Decode for EventDecoder {
     const DROP_REORDERED: bool = false;
     fn decode(&self, bytes: &[u8]) -> Result<(WireHeader, Detection), WireError> {
         let ev = WireEvent::from_json(bytes)?;
-        Ok((ev.header(), ev.detection()))
+        Ok((ev.header(), ev.detection))
     }
 }
 

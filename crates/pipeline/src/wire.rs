@@ -174,8 +174,9 @@ pub fn decode_audio_block(bytes: &[u8]) -> Result<(WireHeader, AudioBlock), Wire
     Ok((header, block))
 }
 
-/// A keyword event on the wire (JSON): the named detection with its stream, sequence number and
-/// the model that made it. What `sepstream listen --publish KEY` sends.
+/// A keyword event on the wire (JSON): the named detection (its fields at the top level) with
+/// its stream, sequence number, capture time and the model that made it. What `sepstream listen
+/// --publish KEY` sends.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WireEvent {
     /// Identifies one run of the sender.
@@ -184,22 +185,11 @@ pub struct WireEvent {
     pub seq: u64,
     /// The model's name.
     pub model: String,
-    /// The keyword.
-    pub keyword: String,
-    /// Its index in the model's labels.
-    pub label: usize,
-    /// Audio time where the word starts, seconds since capture began.
-    pub start: f64,
-    /// Audio time where the decision's window ends.
-    pub end: f64,
-    /// Smoothed posterior that fired.
-    pub score: f32,
-    /// Wall-clock time of the decision, Unix seconds.
-    pub decided_at: f64,
     /// When the capture stage took the audio that completed the word, Unix seconds.
     pub captured_at: f64,
-    /// From capture to decision, ms.
-    pub latency_ms: f64,
+    /// The keyword, its times, score and latency.
+    #[serde(flatten)]
+    pub detection: Detection,
 }
 
 impl WireEvent {
@@ -209,14 +199,8 @@ impl WireEvent {
             stream,
             seq,
             model: model.to_string(),
-            keyword: d.keyword.clone(),
-            label: d.label,
-            start: d.start,
-            end: d.end,
-            score: d.score,
-            decided_at: d.decided_at,
             captured_at: d.decided_at - d.latency_ms / 1e3,
-            latency_ms: d.latency_ms,
+            detection: d.clone(),
         }
     }
 
@@ -226,19 +210,6 @@ impl WireEvent {
             stream: self.stream,
             seq: self.seq,
             captured_at: self.captured_at,
-        }
-    }
-
-    /// The detection it carries.
-    pub fn detection(&self) -> Detection {
-        Detection {
-            keyword: self.keyword.clone(),
-            label: self.label,
-            start: self.start,
-            end: self.end,
-            score: self.score,
-            decided_at: self.decided_at,
-            latency_ms: self.latency_ms,
         }
     }
 
@@ -426,7 +397,13 @@ mod tests {
         assert!((e.captured_at - 999.98).abs() < 1e-9);
         let back = WireEvent::from_json(e.to_json().as_bytes()).unwrap();
         assert_eq!(back, e);
-        assert_eq!(back.detection(), d);
+        assert_eq!(back.detection, d);
+        // the detection's fields sit at the top level, beside the sequence header
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(
+            (v["keyword"].as_str(), v["seq"].as_u64()),
+            (Some("yes"), Some(4))
+        );
         assert!(WireEvent::from_json(b"{\"seq\":1}").is_err());
     }
 }

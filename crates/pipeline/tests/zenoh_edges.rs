@@ -4,7 +4,6 @@
 //! nobody listening that never blocks; a slow receiver whose overflow is dropped and counted.
 #![cfg(feature = "zenoh")]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,21 +13,12 @@ use sepstream_pipeline::{
     start_actuation, start_listen, AudioInput, Detection, KwsModel, Listener, PipelineConfig,
     PipelineReport, SimulatedInput,
 };
+use sepstream_testkit::free_port;
 use zenoh::Wait;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
-
-/// A TCP port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A key prefix no other test (or test run) shares.
 fn unique(name: &str) -> String {
     format!(

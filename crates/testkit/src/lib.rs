@@ -1,4 +1,5 @@
-//! Test helpers shared by the workspace: a global allocator that counts allocations per thread.
+//! Test helpers shared by the workspace: a global allocator that counts allocations per thread,
+//! and a free TCP port for tests of network edges.
 //!
 //! A test binary installs it with
 //! `#[global_allocator] static ALLOC: sepstream_testkit::CountingAlloc = sepstream_testkit::CountingAlloc;`
@@ -71,4 +72,12 @@ pub fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, AllocStats) {
             bytes: after.bytes - before.bytes,
         },
     )
+}
+
+/// A TCP port on 127.0.0.1 that is free right now (the OS picks it; a test binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
 }
