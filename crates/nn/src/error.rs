@@ -55,6 +55,13 @@ pub enum NnError {
         value: u128,
         limit: u128,
     },
+    /// A streaming input frame of the wrong length ([`crate::Network::try_step`]).
+    #[error("model {model}: input frame of {actual} values, the model takes {expected}")]
+    FrameLength {
+        model: String,
+        expected: usize,
+        actual: usize,
+    },
     #[error("model spec {path} names no weights file (add `weights = \"...\"`)")]
     NoWeights { path: PathBuf },
 }

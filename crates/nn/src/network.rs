@@ -279,9 +279,32 @@ impl Network {
     }
 
     /// Streaming: one input frame in; the new output frame when the strides produce one.
-    /// Never allocates.
+    /// Never allocates. Panics on a frame of the wrong length ([`Network::try_step`] returns
+    /// an error instead).
     pub fn step<'s>(&self, state: &'s mut NetworkState, frame: &[f32]) -> Option<&'s [f32]> {
         assert_eq!(frame.len(), self.input_shape().len(), "input frame length");
+        self.step_checked(state, frame)
+    }
+
+    /// [`Network::step`] for frames from outside the program (a file, the network): a frame of
+    /// the wrong length is [`NnError::FrameLength`], not a panic. Never allocates.
+    pub fn try_step<'s>(
+        &self,
+        state: &'s mut NetworkState,
+        frame: &[f32],
+    ) -> Result<Option<&'s [f32]>, NnError> {
+        let expected = self.input_shape().len();
+        if frame.len() != expected {
+            return Err(NnError::FrameLength {
+                model: self.spec.name.clone(),
+                expected,
+                actual: frame.len(),
+            });
+        }
+        Ok(self.step_checked(state, frame))
+    }
+
+    fn step_checked<'s>(&self, state: &'s mut NetworkState, frame: &[f32]) -> Option<&'s [f32]> {
         for (i, layer) in self.layers.iter().enumerate() {
             let (done, rest) = state.outputs.split_at_mut(i);
             let input: &[f32] = if i == 0 { frame } else { &done[i - 1] };

@@ -54,3 +54,29 @@ fn the_counter_sees_allocations() {
     assert_eq!(stats.allocations, 1);
     assert_eq!(stats.bytes, 100);
 }
+
+#[test]
+fn try_step_allocates_nothing_and_names_a_frame_of_the_wrong_length() {
+    let net = Network::random(config("kws.toml"), 7).unwrap();
+    let (mut a, mut b) = (net.new_state(), net.new_state());
+    let frame: Vec<f32> = (0..net.input_shape().len())
+        .map(|i| (i as f32 * 0.3).sin())
+        .collect();
+    for _ in 0..100 {
+        let want = net.step(&mut a, &frame).map(<[f32]>::to_vec);
+        let got = net.try_step(&mut b, &frame).unwrap().map(<[f32]>::to_vec);
+        assert_eq!(got, want);
+    }
+    let (ok, stats) = count_allocations(|| (0..1000).all(|_| net.try_step(&mut b, &frame).is_ok()));
+    assert!(ok);
+    assert_eq!(stats.allocations, 0, "{stats:?}");
+    let err = net.try_step(&mut b, &frame[1..]).unwrap_err();
+    let n = frame.len();
+    assert!(
+        err.to_string().contains(&format!(
+            "input frame of {} values, the model takes {n}",
+            n - 1
+        )),
+        "{err}"
+    );
+}
