@@ -186,15 +186,6 @@ fn weights_and_flops(layer: &Layer) -> (usize, u64) {
     (w, 2 * flops as u64)
 }
 
-/// Frames of extra history one layer adds to the receptive field (in its own input frames).
-fn extra_history(layer: &Layer) -> usize {
-    match (&layer.op, layer.geometry()) {
-        (Op::AvgPool(p), _) => p.frames - 1,
-        (_, Some(g)) => g.history_frames(),
-        _ => 0,
-    }
-}
-
 /// The cost of every layer of `net` and the totals.
 pub fn model_cost(net: &Network) -> ModelCost {
     let frame_rate = net.spec().input.frame_rate;
@@ -203,7 +194,7 @@ pub fn model_cost(net: &Network) -> ModelCost {
     let mut delay = 0usize;
     let mut layers = Vec::with_capacity(net.layers().len());
     for layer in net.layers() {
-        field += extra_history(layer) * stride;
+        field += layer.history_frames() * stride;
         delay += layer.delay() * stride;
         stride *= layer.time_stride();
         let (weights, flops_per_frame) = weights_and_flops(layer);

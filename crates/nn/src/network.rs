@@ -250,12 +250,7 @@ impl Network {
         let mut stride = 1;
         let mut field = 1;
         for layer in &self.layers {
-            let extra = match (&layer.op, layer.geometry()) {
-                (Op::AvgPool(p), _) => p.frames - 1,
-                (_, Some(g)) => g.history_frames(),
-                _ => 0,
-            };
-            field += extra * stride;
+            field += layer.history_frames() * stride;
             stride *= layer.time_stride();
         }
         field

@@ -101,14 +101,24 @@ impl Layer {
         self.geometry().map_or(0, |g| g.delay())
     }
 
+    /// Past input frames this layer reads besides the current one: what it adds to a network's
+    /// receptive field, in its own input frames ((k_t - 1) * d for convolutions, frames - 1 for
+    /// the pooling layer, 0 for stateless layers).
+    pub fn history_frames(&self) -> usize {
+        match &self.op {
+            Op::AvgPool(p) => p.frames - 1,
+            _ => self.geometry().map_or(0, |g| g.history_frames()),
+        }
+    }
+
     /// Floats of streaming state: (k_t - 1) * d * C_in * W_in for convolutions,
     /// (frames - 1) * C for the pooling layer, 0 for stateless layers.
     pub fn state_len(&self) -> usize {
         match &self.op {
-            Op::AvgPool(p) => (p.frames - 1) * p.input.channels,
+            Op::AvgPool(p) => self.history_frames() * p.input.channels,
             _ => self
                 .geometry()
-                .map_or(0, |g| g.history_frames() * g.input.len()),
+                .map_or(0, |g| self.history_frames() * g.input.len()),
         }
     }
 
