@@ -203,7 +203,10 @@ fn live_feed(source: LiveSource) -> anyhow::Result<CommandFeed> {
         let mut listener = match started {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: {what}: the keyword pipeline did not start: {e}");
+                eprintln!(
+                    "error: {what}: the keyword pipeline did not start: {:#}",
+                    anyhow::Error::from(e)
+                );
                 return;
             }
         };
@@ -228,7 +231,10 @@ fn live_feed(source: LiveSource) -> anyhow::Result<CommandFeed> {
         }
         let (_, result) = listener.shutdown(Duration::from_secs(1));
         if let Err(e) = result {
-            eprintln!("error: {what}: keyword pipeline: {e}");
+            eprintln!(
+                "error: {what}: keyword pipeline: {:#}",
+                anyhow::Error::from(e)
+            );
         }
     }))
 }

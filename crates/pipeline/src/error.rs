@@ -1,5 +1,7 @@
 //! Typed errors of sepstream-pipeline: each names the stage, edge or file and the reason.
 
+use std::sync::Arc;
+
 /// An error a stage returns from `start`, `process` or `stop`; it stops the whole pipeline.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -59,6 +61,33 @@ pub enum PipelineError {
         stages: Vec<String>,
         /// The grace period.
         grace_ms: u64,
+    },
+    /// The keyword model could not be loaded or built (the cause says why).
+    #[error("keyword model {origin}")]
+    Model {
+        /// Spec file, `bundled:NAME` or the model's name.
+        origin: String,
+        /// What sepstream-nn found.
+        #[source]
+        source: Arc<sepstream_nn::NnError>,
+    },
+    /// A model's front end or decision settings are invalid (the cause says why).
+    #[error("keyword model {model}: its [frontend] or [decision] settings")]
+    ModelSettings {
+        /// The model's name.
+        model: String,
+        /// What sepstream-audio found.
+        #[source]
+        source: Arc<sepstream_audio::AudioError>,
+    },
+    /// The zenoh network could not be joined or used (the cause is zenoh's error).
+    #[error("zenoh: {what}")]
+    Network {
+        /// What was being done.
+        what: String,
+        /// zenoh's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// Setting up a stage's resources failed (model, device...).
     #[error("{0}")]

@@ -16,6 +16,20 @@ use crate::error::{PipelineError, StageError};
 use crate::event::{unix_now, Detection};
 use crate::stage::{Outbox, Stage};
 
+fn model_error(origin: impl std::fmt::Display, e: sepstream_nn::NnError) -> PipelineError {
+    PipelineError::Model {
+        origin: origin.to_string(),
+        source: Arc::new(e),
+    }
+}
+
+fn settings(model: &str, e: sepstream_audio::AudioError) -> PipelineError {
+    PipelineError::ModelSettings {
+        model: model.to_string(),
+        source: Arc::new(e),
+    }
+}
+
 /// A keyword model ready to run: network, front end, decision settings, labels.
 #[derive(Clone)]
 pub struct KwsModel {
@@ -36,13 +50,11 @@ impl KwsModel {
     pub fn from_network(net: Network, random: bool) -> Result<Self, PipelineError> {
         let spec = net.spec().clone();
         let frontend = match &spec.frontend {
-            Some(t) => FrontendConfig::from_table(t)
-                .map_err(|e| PipelineError::Setup(format!("model {:?}: {e}", spec.name)))?,
+            Some(t) => FrontendConfig::from_table(t).map_err(|e| settings(&spec.name, e))?,
             None => FrontendConfig::default(),
         };
         let decision = match &spec.decision {
-            Some(t) => DecisionConfig::from_table(t)
-                .map_err(|e| PipelineError::Setup(format!("model {:?}: {e}", spec.name)))?,
+            Some(t) => DecisionConfig::from_table(t).map_err(|e| settings(&spec.name, e))?,
             None => DecisionConfig::default(),
         };
         let out = net.output_shape();
@@ -75,19 +87,16 @@ impl KwsModel {
     /// Loads a spec and its trained weights. With `random_if_missing`, a spec whose weights file
     /// is absent gets deterministic random weights instead (plumbing runs; detections meaningless).
     pub fn load(spec_path: &Path, random_if_missing: bool) -> Result<Self, PipelineError> {
-        let spec = ModelSpec::load(spec_path)
-            .map_err(|e| PipelineError::Setup(format!("{}: {e}", spec_path.display())))?;
+        let spec = ModelSpec::load(spec_path).map_err(|e| model_error(spec_path.display(), e))?;
         let weights_present = spec.weights.as_ref().is_some_and(|w| {
             let p = spec_path.parent().unwrap_or(Path::new(".")).join(w);
             p.is_file()
         });
         if !weights_present && random_if_missing {
-            let net = Network::random(spec, 1)
-                .map_err(|e| PipelineError::Setup(format!("{}: {e}", spec_path.display())))?;
+            let net = Network::random(spec, 1).map_err(|e| model_error(spec_path.display(), e))?;
             return Self::from_network(net, true);
         }
-        let net = Network::load(spec_path)
-            .map_err(|e| PipelineError::Setup(format!("{}: {e}", spec_path.display())))?;
+        let net = Network::load(spec_path).map_err(|e| model_error(spec_path.display(), e))?;
         Self::from_network(net, false)
     }
 
@@ -99,7 +108,7 @@ impl KwsModel {
             .ok_or_else(|| PipelineError::Setup(format!("no bundled model {name:?}")))?;
         let net = model
             .network()
-            .map_err(|e| PipelineError::Setup(format!("bundled:{name}: {e}")))?;
+            .map_err(|e| model_error(format!("bundled:{name}"), e))?;
         Self::from_network(net, false)
     }
 

@@ -33,7 +33,10 @@ pub type NetSession = zenoh::Session;
 
 /// Opens this process's zenoh session from `[zenoh]`.
 pub fn open_session(cfg: &ZenohConfig) -> Result<NetSession, PipelineError> {
-    let setup = |what: &str, e: zenoh::Error| PipelineError::Setup(format!("zenoh {what}: {e}"));
+    let setup = |what: &str, e: zenoh::Error| PipelineError::Network {
+        what: format!("config {what}"),
+        source: Arc::from(e),
+    };
     let mut z = zenoh::Config::default();
     let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     z.insert_json5("mode", &format!("{:?}", cfg.mode))
@@ -55,11 +58,12 @@ pub fn open_session(cfg: &ZenohConfig) -> Result<NetSession, PipelineError> {
         },
     )
     .map_err(|e| setup("scouting", e))?;
-    zenoh::open(z).wait().map_err(|e| {
-        PipelineError::Setup(format!(
-            "cannot open the zenoh session (mode {}, listen {:?}, connect {:?}): {e}",
+    zenoh::open(z).wait().map_err(|e| PipelineError::Network {
+        what: format!(
+            "cannot open the session (mode {}, listen {:?}, connect {:?})",
             cfg.mode, cfg.listen, cfg.connect
-        ))
+        ),
+        source: Arc::from(e),
     })
 }
 
