@@ -4,13 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sepstream_audio::{read_audio, resample_clip, AudioError, AudioReader};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use sepstream_testkit::repo_root;
 
 fn sample(name: &str) -> PathBuf {
-    root().join("assets").join(name)
+    repo_root().join("assets").join(name)
 }
 
 /// Energy in 10 ms blocks, in dB.

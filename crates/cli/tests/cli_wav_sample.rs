@@ -2,16 +2,12 @@
 //! there (assets/sample_keywords.txt), in order, each event within 0.3 s of its word; and a bad
 //! file among good ones is reported while the others still finish (exit code 1).
 
-use std::path::PathBuf;
+use sepstream_testkit::repo_root;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 #[test]
 fn sample_wav_keywords_in_order_and_time() {
-    let r = root();
+    let r = repo_root();
     let out = Command::new(env!("CARGO_BIN_EXE_sepstream"))
         .current_dir(&r)
         .args(["wav", "--json", "assets/sample_keywords.wav"])
@@ -64,7 +60,7 @@ fn sample_wav_keywords_in_order_and_time() {
 
 #[test]
 fn a_bad_file_fails_alone() {
-    let r = root();
+    let r = repo_root();
     let bad = std::env::temp_dir().join("sepstream_wav_test_bad.wav");
     std::fs::write(&bad, b"not a wav").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sepstream"))
@@ -81,7 +77,7 @@ fn a_bad_file_fails_alone() {
 
 #[test]
 fn plot_draws_spectrogram_and_posteriors_without_changing_events() {
-    let r = root();
+    let r = repo_root();
     let dir = std::env::temp_dir().join(format!("sepstream_plot_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("sample.png");

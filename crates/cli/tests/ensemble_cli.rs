@@ -2,16 +2,12 @@
 //! equal members), so `wav` gives the same events; members that do not fit, or are missing, are
 //! refused with a message that names them and a non-zero exit.
 
-use std::path::PathBuf;
+use sepstream_testkit::repo_root;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn sepstream(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sepstream"))
-        .current_dir(root())
+        .current_dir(repo_root())
         .args(args)
         .output()
         .expect("runs")

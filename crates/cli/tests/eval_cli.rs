@@ -2,19 +2,18 @@
 //! (the confusion matrix adds up to the clip count and its diagonal to the accuracy; text and JSON
 //! agree), the stream report is well formed, and a missing folder is an error that names it.
 
-use std::path::PathBuf;
+use sepstream_testkit::repo_root;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn ready() -> bool {
-    if !root().join("configs/kws.toml").is_file() {
+    if !repo_root().join("configs/kws.toml").is_file() {
         eprintln!("skipping: no shipped model configs/kws.toml");
         return false;
     }
-    if !root().join("../shared/data/speech_commands").is_dir() {
+    if !sepstream_testkit::shared_data()
+        .join("speech_commands")
+        .is_dir()
+    {
         eprintln!("skipping: ../shared/data/speech_commands not found");
         return false;
     }
@@ -23,7 +22,7 @@ fn ready() -> bool {
 
 fn eval(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sepstream"))
-        .current_dir(root())
+        .current_dir(repo_root())
         .arg("eval")
         .args(["--data", "../shared/data/speech_commands"])
         .args(args)
@@ -99,7 +98,7 @@ fn clip_tail_comes_from_the_spec_and_can_be_overridden() {
         );
         serde_json::from_slice(&out.stdout).expect("one JSON object")
     };
-    let spec = sepstream_nn::ModelSpec::load(&root().join("configs/kws.toml")).unwrap();
+    let spec = sepstream_nn::ModelSpec::load(&repo_root().join("configs/kws.toml")).unwrap();
     let spec_tail = spec.decision.as_ref().and_then(|d| d.get("clip_tail"));
     let spec_tail = spec_tail.and_then(|v| v.as_float()).unwrap_or(0.0);
     assert_eq!(json(&[])["clip_tail"].as_f64(), Some(spec_tail));
@@ -145,7 +144,7 @@ fn stream_report_is_well_formed() {
 #[test]
 fn missing_folder_is_named() {
     let out = Command::new(env!("CARGO_BIN_EXE_sepstream"))
-        .current_dir(root())
+        .current_dir(repo_root())
         .args(["eval", "--data", "/nonexistent/sepstream-data"])
         .output()
         .expect("runs");

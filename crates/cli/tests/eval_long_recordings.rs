@@ -2,19 +2,12 @@
 //! accept; damaged files still count what came before the damage), and `--stream --background`
 //! puts the keyword clips into continuous background at the SNRs asked for.
 
-use std::path::PathBuf;
+use sepstream_testkit::repo_root;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn sepstream(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sepstream"))
-        .current_dir(root())
+        .current_dir(repo_root())
         .args(args)
         .output()
         .expect("runs")
@@ -34,10 +27,10 @@ fn false_accepts_counts_every_event_of_every_file() {
     let dir = std::env::temp_dir().join(format!("sepstream-fa-{}", std::process::id()));
     let nested = dir.join("speaker1");
     std::fs::create_dir_all(&nested).unwrap();
-    let sample = root().join("assets/sample_keywords.wav");
+    let sample = repo_root().join("assets/sample_keywords.wav");
     std::fs::copy(&sample, dir.join("1-a.wav")).unwrap();
     std::fs::copy(
-        root().join("assets/formats/sample_keywords_16k.flac"),
+        repo_root().join("assets/formats/sample_keywords_16k.flac"),
         nested.join("2-b.flac"),
     )
     .unwrap();
@@ -73,7 +66,7 @@ fn false_accepts_counts_every_event_of_every_file() {
 
 #[test]
 fn background_stream_detects_fewer_words_as_the_background_gets_louder() {
-    let data = root().join("../shared/data");
+    let data = repo_root().join("../shared/data");
     if !data.join("speech_commands").is_dir() || !data.join("background_noise").is_dir() {
         eprintln!("skip: ../shared/data (speech_commands, background_noise) not found");
         return;
@@ -122,7 +115,7 @@ fn background_stream_detects_fewer_words_as_the_background_gets_louder() {
 /// floor that catches a model or decision change that makes it chattier.
 #[test]
 fn bundled_model_false_accepts_on_read_speech_stay_under_the_floor() {
-    let speech = root().join("../shared/data/speech/librispeech");
+    let speech = sepstream_testkit::shared_data().join("speech/librispeech");
     if !speech.is_dir() {
         eprintln!("skip: ../shared/data/speech/librispeech not found");
         return;

@@ -2,15 +2,9 @@
 //! weights that stream like the bundled copy of the same model; a file that is no model is an
 //! error naming it, and nothing is written.
 
+use sepstream_testkit::repo_root;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn sepstream(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sepstream"))
@@ -27,7 +21,7 @@ fn scratch() -> PathBuf {
 
 #[test]
 fn an_imported_graph_streams_like_its_bundled_copy() {
-    let pb = root().join("../shared/models/hello_edge/DS_CNN_S.pb");
+    let pb = repo_root().join("../shared/models/hello_edge/DS_CNN_S.pb");
     if !pb.is_file() {
         eprintln!("skip: ../shared/models/hello_edge/DS_CNN_S.pb not found");
         return;
@@ -48,7 +42,7 @@ fn an_imported_graph_streams_like_its_bundled_copy() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(spec.is_file() && weights.is_file());
-    let sample = root().join("assets/sample_keywords.wav");
+    let sample = repo_root().join("assets/sample_keywords.wav");
     let events = |model: &str| {
         let out = sepstream(&["wav", "--json", "--model", model, sample.to_str().unwrap()]);
         assert!(
@@ -86,7 +80,7 @@ fn a_file_that_is_no_model_is_named_and_nothing_is_written() {
 
 #[test]
 fn weights_go_to_the_assets_folder_of_a_project_and_beside_the_spec_elsewhere() {
-    let onnx = root().join("crates/import/tests/golden/small_sep_cnn.onnx");
+    let onnx = repo_root().join("crates/import/tests/golden/small_sep_cnn.onnx");
     let dir = std::env::temp_dir().join(format!("sepstream-import-layouts-{}", std::process::id()));
     let project = dir.join("project");
     std::fs::create_dir_all(project.join("configs")).unwrap();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sepstream_pipeline::KwsModel;
 
 mod common;
-use common::{pick_clip, pulse_ok, root, stderr_lines, trained_model};
+use common::{pick_clip, pulse_ok, repo_root, stderr_lines, trained_model};
 
 #[test]
 fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
@@ -27,7 +27,7 @@ fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
         eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
         return;
     };
-    let data = root().join("../shared/data/speech_commands");
+    let data = sepstream_testkit::shared_data().join("speech_commands");
     if !data.is_dir() {
         eprintln!("skip: {} missing", data.display());
         return;
@@ -47,7 +47,7 @@ fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
         .arg("--model")
         .arg(&model_path)
         .arg("--config")
-        .arg(root().join("configs/pipeline.toml"))
+        .arg(repo_root().join("configs/pipeline.toml"))
         .args(["--json", "--stats", "--for", "6s"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

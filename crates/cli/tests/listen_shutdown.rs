@@ -3,19 +3,15 @@
 //! These use the hidden `--simulate` input (the capture callback fed by a timer thread), so they
 //! need no sound server.
 
+use sepstream_testkit::repo_root;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn listen(extra: &[&str]) -> Child {
-    let model = root().join("configs/kws_dscnn.toml");
-    let config = root().join("configs/pipeline.toml");
+    let model = repo_root().join("configs/kws_dscnn.toml");
+    let config = repo_root().join("configs/pipeline.toml");
     Command::new(env!("CARGO_BIN_EXE_sepstream"))
         .arg("listen")
         .arg("--model")

@@ -6,6 +6,7 @@
 //! scripts/virtual-mic.sh) so that killing it cannot disturb other tests; they skip with a
 //! message when pulseaudio is not installed.
 
+use sepstream_testkit::repo_root;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -16,15 +17,11 @@ use std::time::{Duration, Instant};
 /// work proportional to the run, so one second is generous).
 const EXIT_BOUND: Duration = Duration::from_secs(1);
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn listen(extra: &[&str], pulse: Option<&PrivatePulse>, config: &Path) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sepstream"));
     cmd.arg("listen")
         .arg("--model")
-        .arg(root().join("configs/kws_dscnn.toml"))
+        .arg(repo_root().join("configs/kws_dscnn.toml"))
         .arg("--config")
         .arg(config)
         .arg("--random-weights")
@@ -97,7 +94,7 @@ fn signal(child: &Child, name: &str) {
 
 /// Sends `sig` once capture has started and checks: exit 0 within the bound, final stats.
 fn stops_cleanly_on(sig: &str, extra: &[&str], pulse: Option<&PrivatePulse>) {
-    let mut child = listen(extra, pulse, &root().join("configs/pipeline.toml"));
+    let mut child = listen(extra, pulse, &repo_root().join("configs/pipeline.toml"));
     let rx = stderr_lines(&mut child);
     wait_for_line(&rx, "capture started", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
@@ -128,7 +125,7 @@ fn a_sound_server_that_stalls_and_comes_back_is_opened_again_and_listen_goes_on(
     let Some(pulse) = PrivatePulse::start("server-stalled") else {
         return;
     };
-    let config = root().join("configs/pipeline.toml");
+    let config = repo_root().join("configs/pipeline.toml");
     let mut child = listen(&["--for", "6s"], Some(&pulse), &config);
     let rx = stderr_lines(&mut child);
     wait_for_line(&rx, "capture started", Duration::from_secs(20));
@@ -188,7 +185,7 @@ impl PrivatePulse {
         let runtime = dir.join("run");
         std::fs::create_dir_all(&runtime).unwrap();
         let st = Command::new("bash")
-            .arg(root().join("scripts/virtual-mic.sh"))
+            .arg(repo_root().join("scripts/virtual-mic.sh"))
             .env("PULSE_RUNTIME_PATH", &runtime)
             .env("VMIC_STATE_DIR", dir.join("state"))
             .status()
@@ -253,7 +250,7 @@ fn the_sound_server_killed_mid_run_ends_listen_with_the_reason_and_stats() {
     };
     // The shipped settings (the file compiled into the binary): their stall timeout decides how
     // soon a silent device counts as lost.
-    let config = root().join("configs/pipeline.toml");
+    let config = repo_root().join("configs/pipeline.toml");
     let mut child = listen(&[], Some(&pulse), &config);
     let rx = stderr_lines(&mut child);
     wait_for_line(&rx, "capture started", Duration::from_secs(20));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sepstream_pipeline::KwsModel;
 
 mod common;
-use common::{pick_clip, pulse_ok, root, stderr_lines, trained_model};
+use common::{pick_clip, pulse_ok, repo_root, stderr_lines, trained_model};
 
 #[test]
 fn spoken_go_reaches_the_control_loop() {
@@ -23,7 +23,10 @@ fn spoken_go_reaches_the_control_loop() {
         eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
         return;
     };
-    if !root().join("../shared/data/speech_commands").is_dir() {
+    if !sepstream_testkit::shared_data()
+        .join("speech_commands")
+        .is_dir()
+    {
         eprintln!("skip: ../shared/data/speech_commands missing");
         return;
     }
@@ -32,7 +35,7 @@ fn spoken_go_reaches_the_control_loop() {
         panic!("the model detects none of the first 30 'go' clips offline");
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_sepstream"))
-        .current_dir(root())
+        .current_dir(repo_root())
         .args([
             "robot",
             "--sim",

@@ -2,19 +2,13 @@
 //! pipes (headers that give no length), every format, cut and corrupt files (the events before
 //! the damage are kept, the damage is named with its byte offset, exit 1, no panic).
 
+use sepstream_testkit::repo_root;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn sample() -> PathBuf {
-    root().join("assets/sample_keywords.wav")
+    repo_root().join("assets/sample_keywords.wav")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -171,7 +165,7 @@ fn every_format_gives_the_events_of_the_wav() {
         "sample_keywords_22k_stereo.ogg",
         "sample_keywords_44k.mp3",
     ] {
-        let path = root().join("assets/formats").join(name);
+        let path = repo_root().join("assets/formats").join(name);
         let out = run_elsewhere(&["wav", path.to_str().unwrap()], None);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let got = events(&out);
@@ -192,7 +186,7 @@ fn every_format_gives_the_events_of_the_wav() {
 #[test]
 fn corrupt_flac_and_mp3_are_clear_errors() {
     for name in ["sample_keywords_16k.flac", "sample_keywords_44k.mp3"] {
-        let good_path = root().join("assets/formats").join(name);
+        let good_path = repo_root().join("assets/formats").join(name);
         let clean = events(&run_elsewhere(&["wav", good_path.to_str().unwrap()], None));
         let good = std::fs::read(&good_path).unwrap();
         // Noise over 40-60% of the bytes (a damaged disk or a bad download).
@@ -262,7 +256,7 @@ fn models_lists_the_bundled_models_and_model_takes_their_names() {
     let by_name = run_elsewhere(&["wav", "--model", "kws", file.to_str().unwrap()], None);
     let by_spec = Command::new(env!("CARGO_BIN_EXE_sepstream"))
         .args(["wav", "--model"])
-        .arg(root().join("configs/kws.toml"))
+        .arg(repo_root().join("configs/kws.toml"))
         .arg(&file)
         .output()
         .unwrap();

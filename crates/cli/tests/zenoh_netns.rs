@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::root;
+use common::repo_root;
 
 fn ip(args: &[&str]) -> bool {
     Command::new("ip")
@@ -105,7 +105,7 @@ fn the_graph_runs_across_two_network_namespaces() {
         return;
     };
     let bin = env!("CARGO_BIN_EXE_sepstream");
-    let sample = root().join("assets/sample_keywords.wav");
+    let sample = repo_root().join("assets/sample_keywords.wav");
     let endpoint = format!("tcp/10.231.{subnet}.1:7447");
     let key = format!("sepstream-test/{tag}/audio");
     // host a: capture from the sample (as a microphone, in real time), listening on its address

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{pick_clip, pulse_ok, root, stderr_lines, trained_model};
+use common::{pick_clip, pulse_ok, repo_root, stderr_lines, trained_model};
 use sepstream_pipeline::KwsModel;
 use sepstream_testkit::free_port;
 /// The shipped three-process configs on fresh ports and keys, written to `dir`.
@@ -26,7 +26,7 @@ fn configs(dir: &Path) -> Configs {
     let (p_cap, p_act) = (free_port(), free_port());
     let tag = format!("{}-{}", std::process::id(), p_cap);
     let write = |name: &str| {
-        let text = std::fs::read_to_string(root().join(format!("configs/zenoh_{name}.toml")))
+        let text = std::fs::read_to_string(repo_root().join(format!("configs/zenoh_{name}.toml")))
             .unwrap()
             .replace("127.0.0.1:7447", &format!("127.0.0.1:{p_cap}"))
             .replace("127.0.0.1:7449", &format!("127.0.0.1:{p_act}"))
@@ -185,7 +185,10 @@ fn a_keyword_played_into_the_microphone_becomes_an_event_two_processes_away() {
         eprintln!("skip: no trained keyword model yet");
         return;
     };
-    if !root().join("../shared/data/speech_commands").is_dir() {
+    if !sepstream_testkit::shared_data()
+        .join("speech_commands")
+        .is_dir()
+    {
         eprintln!("skip: ../shared/data/speech_commands missing");
         return;
     }
@@ -269,7 +272,7 @@ fn a_keyword_played_into_the_microphone_becomes_an_event_two_processes_away() {
 /// The sample WAV `times` times over, as one file (a longer simulated microphone).
 fn repeated_sample(dir: &Path, times: usize) -> PathBuf {
     let (samples, rate) =
-        sepstream_audio::read_audio(&root().join("assets/sample_keywords.wav")).unwrap();
+        sepstream_audio::read_audio(&repo_root().join("assets/sample_keywords.wav")).unwrap();
     let p = dir.join("repeated.wav");
     let spec = hound::WavSpec {
         channels: 1,

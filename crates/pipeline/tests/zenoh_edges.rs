@@ -4,7 +4,6 @@
 //! nobody listening that never blocks; a slow receiver whose overflow is dropped and counted.
 #![cfg(feature = "zenoh")]
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,11 +13,9 @@ use sepstream_pipeline::{
     PipelineReport, SimulatedInput,
 };
 use sepstream_testkit::free_port;
+use sepstream_testkit::repo_root;
 use zenoh::Wait;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 /// A key prefix no other test (or test run) shares.
 fn unique(name: &str) -> String {
     format!(
@@ -43,7 +40,7 @@ fn config(text: &str) -> PipelineConfig {
 
 fn sample_input() -> SimulatedInput {
     let (samples, rate) =
-        sepstream_audio::read_audio(&root().join("assets/sample_keywords.wav")).unwrap();
+        sepstream_audio::read_audio(&repo_root().join("assets/sample_keywords.wav")).unwrap();
     SimulatedInput::from_samples(samples, rate, 0.3, 1.0)
 }
 

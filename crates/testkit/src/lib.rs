@@ -1,5 +1,5 @@
 //! Test helpers shared by the workspace: a global allocator that counts allocations per thread,
-//! and a free TCP port for tests of network edges.
+//! the repository's folders, and a free TCP port for tests of network edges.
 //!
 //! A test binary installs it with
 //! `#[global_allocator] static ALLOC: sepstream_testkit::CountingAlloc = sepstream_testkit::CountingAlloc;`
@@ -80,4 +80,16 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0")
+}
+
+/// The repository's root folder (absolute), from any crate's tests.
+pub fn repo_root() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// `../shared/data` beside the checkout (the recordings tests may read; they skip, saying so,
+/// when it is missing).
+pub fn shared_data() -> std::path::PathBuf {
+    repo_root().join("../shared/data")
 }

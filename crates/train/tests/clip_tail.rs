@@ -3,15 +3,12 @@
 
 use sepstream_audio::FrontendConfig;
 use sepstream_nn::{ModelSpec, Network};
+use sepstream_testkit::repo_root;
 use sepstream_train::evaluate::{classify_samples, tail_samples};
-
-fn root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 #[test]
 fn a_clip_tail_is_the_clip_followed_by_silence() {
-    let spec = ModelSpec::load(&root().join("configs/kws_tc_10ms.toml")).expect("template");
+    let spec = ModelSpec::load(&repo_root().join("configs/kws_tc_10ms.toml")).expect("template");
     let fe = FrontendConfig::from_table(spec.frontend.as_ref().unwrap()).expect("front end");
     let net = Network::random(spec, 5).expect("random weights");
     let rate = fe.sample_rate;

@@ -1,23 +1,18 @@
 //! CI smoke test: fifty training steps on a tiny subset of ../shared/data lower the loss.
 
-use std::path::PathBuf;
-
 use sepstream_nn::ModelSpec;
+use sepstream_testkit::repo_root;
 use sepstream_train::augment::AugmentConfig;
 use sepstream_train::trainer::{train, TrainConfig};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[test]
 fn loss_falls_on_a_tiny_subset() {
-    let data = root().join("../shared/data/speech_commands");
+    let data = sepstream_testkit::shared_data().join("speech_commands");
     if !data.is_dir() {
         eprintln!("skipping: {} not found", data.display());
         return;
     }
-    let spec = ModelSpec::load(&root().join("configs/kws_tc.toml")).expect("spec");
+    let spec = ModelSpec::load(&repo_root().join("configs/kws_tc.toml")).expect("spec");
     let cfg = TrainConfig {
         epochs: 10,
         batch_size: 16,
@@ -47,12 +42,12 @@ fn loss_falls_on_a_tiny_subset() {
 #[test]
 fn averaged_weights_are_what_is_validated_and_exported() {
     use sepstream_train::{dataset, evaluate, export};
-    let data = root().join("../shared/data/speech_commands");
+    let data = sepstream_testkit::shared_data().join("speech_commands");
     if !data.is_dir() {
         eprintln!("skipping: {} not found", data.display());
         return;
     }
-    let mut template = ModelSpec::load(&root().join("configs/kws_tc.toml")).expect("spec");
+    let mut template = ModelSpec::load(&repo_root().join("configs/kws_tc.toml")).expect("spec");
     template
         .decision
         .get_or_insert_with(Default::default)

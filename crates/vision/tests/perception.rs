@@ -2,28 +2,23 @@
 //! obstacle depths match the simulator's ground truth (no false obstacles from the floor).
 //! Also: depth frames round-trip through 16-bit PNG and the image-sequence source.
 
-use std::path::PathBuf;
-
 use nalgebra::{Isometry2, Vector2};
 use sepstream_nn::{ModelSpec, Network, Weights};
+use sepstream_testkit::repo_root;
 use sepstream_vision::perception::{hand_designed_weights, DepthPerception};
 use sepstream_vision::sim::pose_facing_obstacle;
 use sepstream_vision::source::{write_depth_png, DepthSource, ImageSequence};
 use sepstream_vision::{DepthFrame, DepthNoise, DiffDrive, SimDepthCamera, World, WorldParams};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// `assets/depth_sectors.safetensors` is exactly `hand_designed_weights` for the default camera.
 /// `SEPSTREAM_WRITE_ASSETS=1 cargo test -p sepstream-vision --test perception` rewrites it.
 #[test]
 fn shipped_weights_are_the_hand_design() {
-    let spec_path = root().join("configs/depth_sectors.toml");
+    let spec_path = repo_root().join("configs/depth_sectors.toml");
     let spec = ModelSpec::load(&spec_path).unwrap();
     let cam = SimDepthCamera::default_robot(DepthNoise::none(), 0);
     let w = hand_designed_weights(&spec, cam.intrinsics(), 0.25).unwrap();
-    let asset = root().join("assets/depth_sectors.safetensors");
+    let asset = repo_root().join("assets/depth_sectors.safetensors");
     if std::env::var_os("SEPSTREAM_WRITE_ASSETS").is_some() {
         std::fs::create_dir_all(asset.parent().unwrap()).unwrap();
         w.save(&asset).unwrap();
@@ -78,9 +73,11 @@ fn sector_depths_match_ground_truth_and_the_floor_is_not_an_obstacle() {
         let pose = pose_facing_obstacle(&world, &drive, seed, 0.3, 3.0).unwrap();
         let cam = SimDepthCamera::default_robot(DepthNoise::default(), seed);
         let truth_cam = SimDepthCamera::default_robot(DepthNoise::none(), seed);
-        let mut per =
-            DepthPerception::load(&root().join("configs/depth_sectors.toml"), cam.intrinsics())
-                .unwrap();
+        let mut per = DepthPerception::load(
+            &repo_root().join("configs/depth_sectors.toml"),
+            cam.intrinsics(),
+        )
+        .unwrap();
         let frame = cam.capture(&world, &pose, 1);
         let r = per.process_frame(&frame, 1, 0.0, 0.0).unwrap();
         let mut no_floor = world.clone();
@@ -130,9 +127,11 @@ fn empty_floor_gives_no_obstacle() {
     // A huge room: only the floor is within range.
     let world = World::room(40.0, 40.0, 0.1, 2.0);
     let cam = SimDepthCamera::default_robot(DepthNoise::default(), 4);
-    let mut per =
-        DepthPerception::load(&root().join("configs/depth_sectors.toml"), cam.intrinsics())
-            .unwrap();
+    let mut per = DepthPerception::load(
+        &repo_root().join("configs/depth_sectors.toml"),
+        cam.intrinsics(),
+    )
+    .unwrap();
     let pose = Isometry2::new(Vector2::new(20.0, 20.0), 0.7);
     let r = per
         .process_frame(&cam.capture(&world, &pose, 0), 1, 0.0, 0.0)

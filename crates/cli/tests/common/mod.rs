@@ -11,14 +11,11 @@ use std::time::Instant;
 
 use sepstream_pipeline::capture::BLOCK_MAX;
 use sepstream_pipeline::{AudioBlock, KwsModel, KwsStage};
-
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use sepstream_testkit::repo_root;
 
 pub fn trained_model() -> Option<PathBuf> {
     for name in ["configs/kws.toml", "configs/kws_dscnn.toml"] {
-        let p = root().join(name);
+        let p = repo_root().join(name);
         if p.is_file() {
             if let Ok(m) = KwsModel::load(&p, false) {
                 if !m.random {
@@ -76,7 +73,7 @@ pub fn offline_detect(model: &KwsModel, samples: &[f32], rate: u32, keyword: &st
 /// The first of the first 30 clips of each keyword in `keywords` (in order) that `model` detects
 /// offline: (keyword, clip, offline end of the word within the clip in seconds).
 pub fn pick_clip(model: &KwsModel, keywords: &[&str]) -> Option<(String, PathBuf, f64)> {
-    let data = root().join("../shared/data/speech_commands");
+    let data = sepstream_testkit::shared_data().join("speech_commands");
     for kw in keywords {
         let mut clips: Vec<PathBuf> = std::fs::read_dir(data.join(kw))
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
