@@ -8,29 +8,14 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sepstream_pipeline::KwsModel;
-
 mod common;
-use common::{pick_clip, pulse_ok, repo_root, stderr_lines, trained_model};
+use common::{live_audio_ready, pick_clip, repo_root, stderr_lines};
 
 #[test]
 fn spoken_go_reaches_the_control_loop() {
-    if !pulse_ok() {
-        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
-        return;
-    }
-    let Some(model_path) = trained_model() else {
-        eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
+    let Some((model, model_path)) = live_audio_ready() else {
         return;
     };
-    if !sepstream_testkit::shared_data()
-        .join("speech_commands")
-        .is_dir()
-    {
-        eprintln!("skip: ../shared/data/speech_commands missing");
-        return;
-    }
-    let model = KwsModel::load(&model_path, false).unwrap();
     let Some((_, clip, word_end)) = pick_clip(&model, &["go"]) else {
         panic!("the model detects none of the first 30 'go' clips offline");
     };

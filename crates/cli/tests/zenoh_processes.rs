@@ -12,8 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{pick_clip, pulse_ok, repo_root, stderr_lines, trained_model};
-use sepstream_pipeline::KwsModel;
+use common::{live_audio_ready, pick_clip, repo_root, stderr_lines};
 use sepstream_testkit::free_port;
 /// The shipped three-process configs on fresh ports and keys, written to `dir`.
 struct Configs {
@@ -177,22 +176,9 @@ fn keyword_of(line: &str) -> Option<String> {
 
 #[test]
 fn a_keyword_played_into_the_microphone_becomes_an_event_two_processes_away() {
-    if !pulse_ok() {
-        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
-        return;
-    }
-    let Some(model_path) = trained_model() else {
-        eprintln!("skip: no trained keyword model yet");
+    let Some((model, model_path)) = live_audio_ready() else {
         return;
     };
-    if !sepstream_testkit::shared_data()
-        .join("speech_commands")
-        .is_dir()
-    {
-        eprintln!("skip: ../shared/data/speech_commands missing");
-        return;
-    }
-    let model = KwsModel::load(&model_path, false).unwrap();
     let (keyword, clip, _) = pick_clip(&model, &["yes", "no", "stop", "go"])
         .expect("the model detects none of the first 30 clips of yes/no/stop/go offline");
     let dir = tempdir("three");
@@ -254,9 +240,10 @@ fn a_keyword_played_into_the_microphone_becomes_an_event_two_processes_away() {
     let unheard = stat(&cap_err, "audio.pub", "unheard");
     let received = stat(&inf_err, "audio.sub", "in");
     assert!(sent > 200, "capture sent {sent} blocks");
-    assert_eq!(
-        received + unheard,
-        sent,
+    // exact but for the moment inference joins: zenoh's matching status may tell capture of it a
+    // block or two before or after the route exists
+    assert!(
+        (received + unheard).abs_diff(sent) <= 3,
         "blocks: sent {sent}, unheard {unheard}, received {received}"
     );
     assert_eq!(stat(&inf_err, "audio.sub", "missing"), 0);

@@ -38,6 +38,23 @@ fn config(text: &str) -> PipelineConfig {
     cfg
 }
 
+/// Capture alone, listening on `port`; and inference + actuation, connecting to it, with an
+/// audio queue of `rest_capacity` blocks. One audio key for both.
+fn split_configs(port: u16, rest_capacity: usize) -> (PipelineConfig, PipelineConfig) {
+    let key = unique("audio");
+    let capture = config(&format!(
+        "[process]\nstages = [\"capture\"]\n\
+         [zenoh]\nlisten = [\"tcp/127.0.0.1:{port}\"]\nmulticast_scouting = false\n\
+         [edges.audio]\ncapacity = 50\npolicy = \"drop_oldest\"\nzenoh_key = \"{key}\"\n"
+    ));
+    let rest = config(&format!(
+        "[process]\nstages = [\"inference\", \"actuation\"]\n\
+         [zenoh]\nconnect = [\"tcp/127.0.0.1:{port}\"]\nmulticast_scouting = false\n\
+         [edges.audio]\ncapacity = {rest_capacity}\npolicy = \"drop_oldest\"\nzenoh_key = \"{key}\"\n"
+    ));
+    (capture, rest)
+}
+
 fn sample_input() -> SimulatedInput {
     let (samples, rate) =
         sepstream_audio::read_audio(&repo_root().join("assets/sample_keywords.wav")).unwrap();
@@ -185,18 +202,7 @@ fn zenoh_edges_in_one_process_give_the_events_of_local_edges() {
 
 #[test]
 fn the_graph_splits_across_two_sessions_by_config_alone() {
-    let port = free_port();
-    let key = unique("audio");
-    let capture_cfg = config(&format!(
-        "[process]\nstages = [\"capture\"]\n\
-         [zenoh]\nlisten = [\"tcp/127.0.0.1:{port}\"]\nmulticast_scouting = false\n\
-         [edges.audio]\ncapacity = 50\npolicy = \"drop_oldest\"\nzenoh_key = \"{key}\"\n"
-    ));
-    let rest_cfg = config(&format!(
-        "[process]\nstages = [\"inference\", \"actuation\"]\n\
-         [zenoh]\nconnect = [\"tcp/127.0.0.1:{port}\"]\nmulticast_scouting = false\n\
-         [edges.audio]\ncapacity = 50\npolicy = \"drop_oldest\"\nzenoh_key = \"{key}\"\n"
-    ));
+    let (capture_cfg, rest_cfg) = split_configs(free_port(), 50);
     let model = KwsModel::bundled_default().unwrap();
     let (_, no_act) = collector();
     let capture = start_listen(
@@ -350,18 +356,7 @@ fn a_sender_nobody_hears_never_blocks_and_counts_what_it_lost() {
 
 #[test]
 fn a_slow_receiver_drops_by_policy_and_counts_it_while_the_sender_goes_on() {
-    let port = free_port();
-    let key = unique("audio");
-    let capture_cfg = config(&format!(
-        "[process]\nstages = [\"capture\"]\n\
-         [zenoh]\nlisten = [\"tcp/127.0.0.1:{port}\"]\nmulticast_scouting = false\n\
-         [edges.audio]\ncapacity = 50\npolicy = \"drop_oldest\"\nzenoh_key = \"{key}\"\n"
-    ));
-    let rest_cfg = config(&format!(
-        "[process]\nstages = [\"inference\", \"actuation\"]\n\
-         [zenoh]\nconnect = [\"tcp/127.0.0.1:{port}\"]\nmulticast_scouting = false\n\
-         [edges.audio]\ncapacity = 4\npolicy = \"drop_oldest\"\nzenoh_key = \"{key}\"\n"
-    ));
+    let (capture_cfg, rest_cfg) = split_configs(free_port(), 4);
     let model = KwsModel::bundled_default().unwrap();
     let (_, act) = collector();
     let rest = start_listen(
@@ -399,12 +394,15 @@ fn a_slow_receiver_drops_by_policy_and_counts_it_while_the_sender_goes_on() {
         "nothing was dropped at a quarter of the needed speed"
     );
     // every block is accounted for: unheard by the sender, lost on the network, dropped by a
-    // queue's policy or handled (up to a queue's capacity still queued at the stop)
+    // queue's policy or handled (up to a queue's capacity still queued at the stop). The receiver
+    // joins mid-stream, and zenoh's matching status can tell the sender of the join a message or
+    // two before or after the route is there: up to JOIN blocks either way at that moment.
+    const JOIN: u64 = 3;
     let net = sub.net.unwrap();
     let received = publ.items_in - publ.net.unwrap().unheard - net.missing;
     let handed_on = sub.items_in;
     assert!(
-        handed_on + sub.drops <= received && received <= handed_on + sub.drops + 4,
+        handed_on + sub.drops <= received + JOIN && received <= handed_on + sub.drops + 4 + JOIN,
         "received {received}: handed on {handed_on}, dropped {}",
         sub.drops
     );

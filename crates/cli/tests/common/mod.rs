@@ -41,6 +41,29 @@ pub fn pulse_ok() -> bool {
             .is_ok()
 }
 
+/// What a test through the sound server needs: PulseAudio, the trained keyword model and the
+/// Speech Commands clips of ../shared. Returns the loaded model and its spec path, or prints why
+/// the test skips and returns `None`.
+pub fn live_audio_ready() -> Option<(KwsModel, PathBuf)> {
+    if !pulse_ok() {
+        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
+        return None;
+    }
+    let Some(model_path) = trained_model() else {
+        eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
+        return None;
+    };
+    if !sepstream_testkit::shared_data()
+        .join("speech_commands")
+        .is_dir()
+    {
+        eprintln!("skip: ../shared/data/speech_commands missing");
+        return None;
+    }
+    let model = KwsModel::load(&model_path, false).expect("the trained model loads");
+    Some((model, model_path))
+}
+
 /// Offline: the (audio end time within the clip) of the first detection of `keyword`, if any.
 pub fn offline_detect(model: &KwsModel, samples: &[f32], rate: u32, keyword: &str) -> Option<f64> {
     let mut stage = KwsStage::new(model.clone(), Default::default());
