@@ -353,32 +353,28 @@ impl CaptureSource {
                 }
             }
         }
-        let (active, rate, counters) = match how {
-            Reopen::Mic(opts) => {
-                let mut mic = MicCapture::open(opts).map_err(|e| {
-                    StageError::new(format!("{stalled}; opening it again failed: {e}"))
-                })?;
-                let (rate, counters) = (mic.sample_rate(), mic.reader().counters().clone());
-                if rate != self.rate {
-                    std::mem::forget(mic);
-                    return Err(StageError::new(format!(
-                        "{stalled}; opened again, it runs at {rate} Hz instead of {} Hz",
-                        self.rate
-                    )));
-                }
-                (Active::Mic(mic), rate, counters)
-            }
-            Reopen::Sim(open) => {
-                let sim = open().map_err(|e| {
-                    StageError::new(format!("{stalled}; opening it again failed: {e}"))
-                })?;
-                let rate = sim.rate;
-                let (reader, runner) = start_sim(sim, self.cfg.ring_seconds)?;
-                let counters = reader.counters().clone();
-                (Active::Sim(reader, runner), rate, counters)
-            }
+        let ring_seconds = self.cfg.ring_seconds;
+        let opened = match how {
+            Reopen::Mic(opts) => MicCapture::open(opts)
+                .map(|mut m| {
+                    let (rate, counters) = (m.sample_rate(), m.reader().counters().clone());
+                    (Active::Mic(m), rate, counters)
+                })
+                .map_err(|e| e.to_string()),
+            Reopen::Sim(open) => open().and_then(|sim| {
+                simulated(sim, ring_seconds)
+                    .map(|(active, _, rate, _, counters)| (active, rate, counters))
+                    .map_err(|e| e.message)
+            }),
         };
+        let (active, rate, counters) = opened
+            .map_err(|e| StageError::new(format!("{stalled}; opening it again failed: {e}")))?;
         if rate != self.rate {
+            match active {
+                // a microphone stream is never joined here (see `stop`)
+                Active::Mic(m) => std::mem::forget(m),
+                Active::Sim(_, r) => r.stop.store(true, Ordering::Relaxed),
+            }
             return Err(StageError::new(format!(
                 "{stalled}; opened again, it runs at {rate} Hz instead of {} Hz",
                 self.rate
@@ -413,6 +409,20 @@ fn stall_bound_s(stall_timeout_s: f64, callbacks: u64, frames: u64, rate: u32) -
 
 fn ring_capacity(rate: u32, seconds: f64) -> usize {
     ((rate as f64 * seconds).ceil() as usize).max(BLOCK_MAX * 2)
+}
+
+/// Starts a simulated device: (the stream, its name, rate, channels, callback counters).
+fn simulated(
+    sim: SimulatedInput,
+    ring_seconds: f64,
+) -> Result<(Active, String, u32, u16, Arc<CaptureCounters>), StageError> {
+    let (name, rate, ch) = (sim.name.clone(), sim.rate, sim.channels);
+    if rate == 0 {
+        return Err(StageError::new("simulated input with rate 0"));
+    }
+    let (reader, runner) = start_sim(sim, ring_seconds)?;
+    let counters = reader.counters().clone();
+    Ok((Active::Sim(reader, runner), name, rate, ch, counters))
 }
 
 fn start_sim(
@@ -495,24 +505,10 @@ impl Source for CaptureSource {
             }
             AudioInput::SimulatedDevice(mut open) => {
                 let sim = open().map_err(StageError::new)?;
-                let (name, rate, ch) = (sim.name.clone(), sim.rate, sim.channels);
-                if rate == 0 {
-                    return Err(StageError::new("simulated input with rate 0"));
-                }
                 self.reopen_with = Some(Reopen::Sim(open));
-                let (reader, runner) = start_sim(sim, self.cfg.ring_seconds)?;
-                let counters = reader.counters().clone();
-                (Active::Sim(reader, runner), name, rate, ch, counters)
+                simulated(sim, self.cfg.ring_seconds)?
             }
-            AudioInput::Simulated(sim) => {
-                let (name, rate, ch) = (sim.name.clone(), sim.rate, sim.channels);
-                if rate == 0 {
-                    return Err(StageError::new("simulated input with rate 0"));
-                }
-                let (reader, runner) = start_sim(sim, self.cfg.ring_seconds)?;
-                let counters = reader.counters().clone();
-                (Active::Sim(reader, runner), name, rate, ch, counters)
-            }
+            AudioInput::Simulated(sim) => simulated(sim, self.cfg.ring_seconds)?,
         };
         self.block_len =
             ((rate as f64 * self.cfg.block_ms / 1e3).round() as usize).clamp(1, BLOCK_MAX);

@@ -11,18 +11,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::RecvTimeoutError;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
 use crate::capture::AudioBlock;
-use crate::config::{EdgeConfig, OverloadPolicy, ZenohConfig};
+use crate::config::{EdgeConfig, ZenohConfig};
 use crate::error::{PipelineError, StageError};
 use crate::event::{unix_now, Detection};
 use crate::kws::KwsHit;
-use crate::metrics::{EdgeMetrics, StageMetrics};
-use crate::stage::{Flow, Outbox, Source, Stage, StageContext};
+use crate::metrics::StageMetrics;
+use crate::stage::{bounded_edge, EdgeRx, EdgeTx, Flow, Outbox, Source, Stage, StageContext};
 use crate::wire::{
     decode_audio_block, encode_audio_block, instant_to_unix, new_stream_id, Arrival, SeqTracker,
     WireError, WireEvent, WireHeader, AUDIO_MESSAGE_MAX,
@@ -249,11 +249,10 @@ pub struct SubscribeSource<D: Decode + Sync> {
     session: NetSession,
     key: String,
     decoder: Arc<D>,
-    policy: OverloadPolicy,
     late_s: f64,
-    queue_tx: Sender<D::Item>,
-    queue_rx: Receiver<D::Item>,
-    queue_metrics: Arc<EdgeMetrics>,
+    /// Moves into zenoh's callback at start.
+    queue_tx: Option<EdgeTx<D::Item>>,
+    queue_rx: EdgeRx<D::Item>,
     subscriber: Option<Subscriber<()>>,
     pending: Option<D::Item>,
 }
@@ -270,45 +269,17 @@ impl<D: Decode + Sync> SubscribeSource<D> {
             edge: edge_name.into(),
             reason: "has no zenoh_key to subscribe to".into(),
         })?;
-        let (queue_tx, queue_rx) = crossbeam_channel::bounded(cfg.capacity);
+        let (queue_tx, queue_rx) = bounded_edge(edge_name, cfg);
         Ok(SubscribeSource {
             session,
             key,
             decoder: Arc::new(decoder),
-            policy: cfg.policy,
             late_s: cfg.late_ms / 1e3,
-            queue_tx,
+            queue_tx: Some(queue_tx),
             queue_rx,
-            queue_metrics: Arc::new(EdgeMetrics::new(edge_name, cfg.capacity)),
             subscriber: None,
             pending: None,
         })
-    }
-}
-
-/// Queues one item by the edge's policy (on zenoh's thread; never waits).
-fn enqueue<T>(
-    tx: &Sender<T>,
-    rx: &Receiver<T>,
-    policy: OverloadPolicy,
-    m: &EdgeMetrics,
-    mut item: T,
-) {
-    loop {
-        match tx.try_send(item) {
-            Ok(()) => {
-                m.high_water.fetch_max(tx.len() as u64, Ordering::Relaxed);
-                return;
-            }
-            Err(TrySendError::Full(it)) => {
-                m.drops.fetch_add(1, Ordering::Relaxed);
-                if policy == OverloadPolicy::DropNewest || rx.try_recv().is_err() {
-                    return;
-                }
-                item = it;
-            }
-            Err(TrySendError::Disconnected(_)) => return,
-        }
     }
 }
 
@@ -317,10 +288,8 @@ struct Receive<D: Decode> {
     decoder: Arc<D>,
     tracker: Mutex<SeqTracker>,
     late_s: f64,
-    policy: OverloadPolicy,
-    tx: Sender<D::Item>,
-    rx: Receiver<D::Item>,
-    queue: Arc<EdgeMetrics>,
+    /// The queue to the stage's thread, with the edge's overload policy.
+    tx: EdgeTx<D::Item>,
     stage: Arc<StageMetrics>,
 }
 
@@ -349,7 +318,7 @@ impl<D: Decode + Sync> Receive<D> {
         if arrival == Arrival::Reordered && D::DROP_REORDERED {
             return;
         }
-        enqueue(&self.tx, &self.rx, self.policy, &self.queue, item);
+        self.tx.offer(item);
     }
 }
 
@@ -359,16 +328,17 @@ impl<D: Decode + Sync> Source for SubscribeSource<D> {
     fn start(&mut self, ctx: &StageContext) -> Result<(), StageError> {
         ctx.metrics.net.enabled.store(true, Ordering::Relaxed);
         if let Ok(mut i) = ctx.metrics.input.lock() {
-            *i = Some(self.queue_metrics.clone());
+            *i = Some(self.queue_rx.metrics().clone());
         }
+        let tx = self
+            .queue_tx
+            .take()
+            .ok_or_else(|| StageError::new("subscriber started twice"))?;
         let receive = Receive {
             decoder: self.decoder.clone(),
             tracker: Mutex::new(SeqTracker::default()),
             late_s: self.late_s,
-            policy: self.policy,
-            tx: self.queue_tx.clone(),
-            rx: self.queue_rx.clone(),
-            queue: self.queue_metrics.clone(),
+            tx,
             stage: ctx.metrics.clone(),
         };
         let s = self
@@ -384,11 +354,7 @@ impl<D: Decode + Sync> Source for SubscribeSource<D> {
     fn poll(&mut self, out: &mut Outbox<D::Item>) -> Result<Flow, StageError> {
         // An item that arrived while waiting is handed on by the next call, so the stage's
         // latency is the time to hand on an item, not the time spent waiting for one.
-        if let Some(item) = self
-            .pending
-            .take()
-            .or_else(|| self.queue_rx.try_recv().ok())
-        {
+        if let Some(item) = self.pending.take().or_else(|| self.queue_rx.try_recv()) {
             out.send(item)?;
             return Ok(Flow::Continue);
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 
-use crate::config::{OverloadPolicy, PipelineConfig};
+use crate::config::{EdgeConfig, OverloadPolicy, PipelineConfig};
 use crate::error::{PipelineError, StageError};
 use crate::metrics::{new_histogram, EdgeMetrics, StageMetrics, StageSnapshot, FLUSH_EVERY};
 
@@ -150,6 +150,44 @@ impl<T> EdgeTx<T> {
     }
 }
 
+/// A bounded channel with the capacity and overload policy of `ec`, counted as edge `name`.
+pub(crate) fn bounded_edge<T>(name: &str, ec: &EdgeConfig) -> (EdgeTx<T>, EdgeRx<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(ec.capacity);
+    let metrics = Arc::new(EdgeMetrics::new(name, ec.capacity));
+    (
+        EdgeTx {
+            tx,
+            rx: rx.clone(),
+            policy: ec.policy,
+            metrics: metrics.clone(),
+        },
+        EdgeRx { rx, metrics },
+    )
+}
+
+#[cfg(feature = "zenoh")]
+impl<T> EdgeRx<T> {
+    /// The next item, waiting up to `timeout`.
+    pub(crate) fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout)
+    }
+    /// The next item if one is queued.
+    pub(crate) fn try_recv(&self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+#[cfg(feature = "zenoh")]
+impl<T> EdgeTx<T> {
+    /// Sends by a policy that never waits (drop_oldest or drop_newest; the config refuses
+    /// "block" where this is used), from a thread outside the pipeline. Returns whether the
+    /// item was queued.
+    pub(crate) fn offer(&self, item: T) -> bool {
+        debug_assert!(self.policy != OverloadPolicy::Block);
+        self.send(item, &AtomicBool::new(true)).unwrap_or(false)
+    }
+}
+
 /// Where a stage puts its output; counts items out.
 pub struct Outbox<T> {
     edge: Option<EdgeTx<T>>,
@@ -270,18 +308,7 @@ impl Pipeline {
 
     /// A bounded edge named `name`, with capacity and policy from the config.
     pub fn edge<T: Send + 'static>(&self, name: &str) -> (EdgeTx<T>, EdgeRx<T>) {
-        let ec = self.cfg.edge(name);
-        let (tx, rx) = crossbeam_channel::bounded(ec.capacity);
-        let metrics = Arc::new(EdgeMetrics::new(name, ec.capacity));
-        (
-            EdgeTx {
-                tx,
-                rx: rx.clone(),
-                policy: ec.policy,
-                metrics: metrics.clone(),
-            },
-            EdgeRx { rx, metrics },
-        )
+        bounded_edge(name, &self.cfg.edge(name))
     }
 
     fn new_stage(&mut self, name: &str) -> (Arc<StageMetrics>, Arc<StageHooks>, StageContext) {
