@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use sepstream::nn::{InputSpec, LayerSpec, ModelSpec, Network, Size2};
+use sepstream::nn::{InputSpec, LayerKind, LayerSpec, ModelSpec, Network, Size2};
 use sepstream::vision::camera::FrameRays;
 use sepstream::vision::nalgebra::{Isometry2, Vector2};
 use sepstream::vision::rowstream::RowStreamer;
@@ -33,7 +33,7 @@ fn depth_frame() -> (SimDepthCamera, DepthFrame) {
 }
 
 /// One layer (`kind` = separable2d or conv2d), input `width x c_in`, `c_out` outputs, k x k.
-fn one_layer(kind: &str, width: usize, c_in: usize, c_out: usize, k: usize) -> Network {
+fn one_layer(kind: LayerKind, width: usize, c_in: usize, c_out: usize, k: usize) -> Network {
     let spec = ModelSpec {
         name: format!("{kind}_{c_in}_{c_out}_{k}"),
         description: None,
@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     for (ci, co, k) in SHAPES {
         let x = random_frame(160, 120, ci);
-        for kind in ["separable2d", "conv2d"] {
+        for kind in [LayerKind::Separable2d, LayerKind::Conv2d] {
             let mut rs = RowStreamer::new(Arc::new(one_layer(kind, 160, ci, co, k)));
             let mut o = Vec::new();
             g.bench_function(format!("{kind}_{ci}to{co}_k{k}_frame160x120"), |b| {
@@ -145,7 +145,10 @@ fn summary() {
         let x = random_frame(160, 120, ci);
         let mut o = Vec::new();
         let mut t = [0.0; 2];
-        for (i, kind) in ["separable2d", "conv2d"].into_iter().enumerate() {
+        for (i, kind) in [LayerKind::Separable2d, LayerKind::Conv2d]
+            .into_iter()
+            .enumerate()
+        {
             let mut rs = RowStreamer::new(Arc::new(one_layer(kind, 160, ci, co, k)));
             t[i] = median(9, || rs.run_frame(&x, 120, &mut o).unwrap());
         }

@@ -16,8 +16,8 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
-use sepstream_nn::layers::conv::{Conv, ConvGeometry, Depthwise, Isa, Pointwise, Separable};
 use sepstream_nn::layers::History;
+use sepstream_nn::layers::{Conv, ConvGeometry, Depthwise, Isa, Pointwise, Separable};
 use sepstream_nn::{Activation, FrameShape};
 
 struct Lcg(u64);
@@ -150,57 +150,57 @@ fn in_col(g: &ConvGeometry, p: usize, y: usize) -> Option<usize> {
 /// Naive twin of the standard convolution: reference layout [C_out][C_in][k_t][k_w],
 /// one dot product per output value.
 fn naive_conv(c: &Conv, h: &History, input: &[f32], out: &mut [f32]) {
-    let g = &c.geom;
-    let (ci, co) = (g.input.channels, c.out_channels);
+    let g = &c.geom();
+    let (ci, co) = (g.input.channels, c.out_channels());
     for p in 0..g.out_width {
         for o in 0..co {
-            let mut acc = c.bias[o];
+            let mut acc = c.bias()[o];
             for i in 0..ci {
                 for x in 0..g.k_t {
                     let row = tap_frame(g, h, input, x);
                     for y in 0..g.k_w {
                         if let Some(col) = in_col(g, p, y) {
-                            acc += c.weight[((o * ci + i) * g.k_t + x) * g.k_w + y]
+                            acc += c.weight()[((o * ci + i) * g.k_t + x) * g.k_w + y]
                                 * row[col * ci + i];
                         }
                     }
                 }
             }
-            out[p * co + o] = c.activation.apply(acc);
+            out[p * co + o] = c.activation().apply(acc);
         }
     }
 }
 
 /// Naive twin of the depthwise convolution (reference layout [C][k_t][k_w]).
 fn naive_depthwise(d: &Depthwise, h: &History, input: &[f32], out: &mut [f32]) {
-    let g = &d.geom;
+    let g = &d.geom();
     let c = g.input.channels;
     for p in 0..g.out_width {
         for ch in 0..c {
-            let mut acc = d.bias[ch];
+            let mut acc = d.bias()[ch];
             for x in 0..g.k_t {
                 let row = tap_frame(g, h, input, x);
                 for y in 0..g.k_w {
                     if let Some(col) = in_col(g, p, y) {
-                        acc += d.weight[(ch * g.k_t + x) * g.k_w + y] * row[col * c + ch];
+                        acc += d.weight()[(ch * g.k_t + x) * g.k_w + y] * row[col * c + ch];
                     }
                 }
             }
-            out[p * c + ch] = d.activation.apply(acc);
+            out[p * c + ch] = d.activation().apply(acc);
         }
     }
 }
 
 /// Naive twin of the pointwise convolution (reference layout [C_out][C_in]).
 fn naive_pointwise(pw: &Pointwise, input: &[f32], out: &mut [f32]) {
-    let (ci, co) = (pw.input.channels, pw.out_channels);
-    for p in 0..pw.input.width {
+    let (ci, co) = (pw.input().channels, pw.out_channels());
+    for p in 0..pw.input().width {
         for o in 0..co {
-            let mut acc = pw.bias[o];
+            let mut acc = pw.bias()[o];
             for i in 0..ci {
-                acc += pw.weight[o * ci + i] * input[p * ci + i];
+                acc += pw.weight()[o * ci + i] * input[p * ci + i];
             }
-            out[p * co + o] = pw.activation.apply(acc);
+            out[p * co + o] = pw.activation().apply(acc);
         }
     }
 }
@@ -234,10 +234,7 @@ fn bench_shape(c: &mut criterion::Criterion, sh: Shape, entries: &mut Vec<Entry>
         rng.vec(sh.co),
         Activation::Relu,
     );
-    let sep = Separable {
-        depthwise: dw.clone(),
-        pointwise: pw.clone(),
-    };
+    let sep = Separable::new(dw.clone(), pw.clone());
     let mid = rng.vec(dw.output().len());
     let mut dw_out = vec![0.0; dw.output().len()];
     let mut pw_out = vec![0.0; pw.output().len()];

@@ -337,7 +337,7 @@ pub fn run_factorize(a: FactorizeArgs) -> anyhow::Result<ExitCode> {
         f.taps,
         fm.replacement.join(" + "),
         new.iter()
-            .map(|l| l.kind.as_str())
+            .map(|l| l.kind.name())
             .collect::<Vec<_>>()
             .join(" + ")
     );

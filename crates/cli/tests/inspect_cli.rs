@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sepstream_nn::compose::khatri_rao;
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 
 fn sepstream(args: &[&str]) -> Output {
@@ -144,12 +145,12 @@ fn factorize_writes_a_model_that_loads_and_computes_the_same_for_a_separable_ker
             frame_rate: 50.0,
         },
         vec![
-            LayerSpec::new("conv2d")
+            LayerSpec::new(LayerKind::Conv2d)
                 .named("conv")
                 .out_channels(16)
                 .kernel(Size2::Two([3, 3]))
                 .activation(Activation::Relu),
-            LayerSpec::new("dense").named("fc").units(4),
+            LayerSpec::new(LayerKind::Dense).named("fc").units(4),
         ],
     );
     let net = Network::random(spec.clone(), 1).unwrap();
@@ -207,7 +208,7 @@ fn factorize_reports_the_unavoidable_error_of_two_shifts_and_rejects_bad_layers(
             channels: 1,
             frame_rate: 100.0,
         },
-        vec![LayerSpec::new("conv1d")
+        vec![LayerSpec::new(LayerKind::Conv1d)
             .named("shift")
             .out_channels(2)
             .kernel(Size2::One(4))],

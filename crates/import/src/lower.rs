@@ -6,6 +6,7 @@
 //! right after becomes the layer's activation; a depthwise layer followed by a pointwise one
 //! with the same activation becomes one fused `separable2d` layer.
 
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, LayerSpec, Size2, Weights};
 
 use crate::error::ImportError;
@@ -169,15 +170,15 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
                     ConvKind::Pointwise => {
                         let ci = weight.len() / out_channels;
                         (
-                            LayerSpec::new("pointwise").out_channels(out_channels),
+                            LayerSpec::new(LayerKind::Pointwise).out_channels(out_channels),
                             vec![out_channels, ci],
                         )
                     }
                     ConvKind::Standard | ConvKind::Depthwise => {
                         let mut s = if kind == ConvKind::Standard {
-                            LayerSpec::new("conv2d").out_channels(out_channels)
+                            LayerSpec::new(LayerKind::Conv2d).out_channels(out_channels)
                         } else {
-                            LayerSpec::new("depthwise2d")
+                            LayerSpec::new(LayerKind::Depthwise2d)
                         };
                         s = s.kernel(Size2::Two([kernel.0, kernel.1]));
                         if stride != (1, 1) {
@@ -218,7 +219,7 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
                 let name = layer_name(&node, &taken);
                 let inputs = weight.len() / units;
                 done.push(Pending {
-                    spec: LayerSpec::new("dense").units(units).named(&name),
+                    spec: LayerSpec::new(LayerKind::Dense).units(units).named(&name),
                     weight: (vec![units, inputs], weight),
                     bias: vec![0.0; units],
                     rows: units,
@@ -267,8 +268,8 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
             }
             Step::Activation(a) => {
                 let kind = match a {
-                    Activation::Relu => "relu",
-                    Activation::Relu6 => "relu6",
+                    Activation::Relu => LayerKind::Relu,
+                    Activation::Relu6 => LayerKind::Relu6,
                     Activation::Identity => continue,
                 };
                 match done.last_mut() {
@@ -280,9 +281,12 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
                 }
             }
             Step::AvgPool { frames } => {
-                done.push(stateless(LayerSpec::new("avgpool").frames(frames), &done));
+                done.push(stateless(
+                    LayerSpec::new(LayerKind::Avgpool).frames(frames),
+                    &done,
+                ));
             }
-            Step::Softmax => done.push(stateless(LayerSpec::new("softmax"), &done)),
+            Step::Softmax => done.push(stateless(LayerSpec::new(LayerKind::Softmax), &done)),
         }
     }
     fuse_separable(&mut done);
@@ -298,7 +302,7 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
     for (mut p, name) in done.into_iter().zip(names) {
         p.spec.name = Some(name.clone());
         if p.rows > 0 {
-            if p.spec.kind == "separable2d" {
+            if p.spec.kind == LayerKind::Separable2d {
                 let (dw, pw) = split_separable(&p);
                 weights.insert(format!("{name}.depthwise.weight"), dw.0, dw.1);
                 weights.insert(format!("{name}.depthwise.bias"), vec![dw.2.len()], dw.2);
@@ -317,10 +321,10 @@ pub fn to_layers(steps: Vec<Step>) -> Result<(Vec<LayerSpec>, Weights), ImportEr
 /// A layer without weights, named by its kind (and its position if the kind repeats).
 fn stateless(spec: LayerSpec, done: &[Pending]) -> Pending {
     let taken = |n: &str| done.iter().any(|p| p.spec.name.as_deref() == Some(n));
-    let name = if taken(&spec.kind) {
+    let name = if taken(spec.kind.name()) {
         format!("{}{}", spec.kind, done.len())
     } else {
-        spec.kind.clone()
+        spec.kind.to_string()
     };
     Pending {
         spec: spec.named(&name),
@@ -361,8 +365,8 @@ fn fuse_separable(done: &mut Vec<Pending>) {
     let mut i = 0;
     while i + 1 < done.len() {
         let (a, b) = (&done[i], &done[i + 1]);
-        let fusable = a.spec.kind == "depthwise2d"
-            && b.spec.kind == "pointwise"
+        let fusable = a.spec.kind == LayerKind::Depthwise2d
+            && b.spec.kind == LayerKind::Pointwise
             && a.spec.activation == b.spec.activation
             && b.spec.groups.is_none();
         if !fusable {
@@ -380,7 +384,7 @@ fn fuse_separable(done: &mut Vec<Pending>) {
             .trim_end_matches("_depthwise")
             .to_string();
         let mut spec = a.spec.clone();
-        spec.kind = "separable2d".into();
+        spec.kind = LayerKind::Separable2d;
         spec.out_channels = b.spec.out_channels;
         spec.name = Some(name);
         a.spec = spec;

@@ -17,12 +17,7 @@ fn keras_export_windowed_equals_keras() {
         ..ImportOptions::default()
     };
     let imported = import_path(&golden_dir().join("small_sep_cnn.onnx"), &opts).unwrap();
-    let kinds: Vec<&str> = imported
-        .spec
-        .layers
-        .iter()
-        .map(|l| l.kind.as_str())
-        .collect();
+    let kinds: Vec<&str> = imported.spec.layers.iter().map(|l| l.kind.name()).collect();
     // ReLU6 after the depthwise half and ReLU after the pointwise half: not one separable layer.
     assert_eq!(
         kinds,

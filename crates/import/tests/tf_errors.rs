@@ -170,12 +170,7 @@ fn with(name: &str, replacement: NodeDef) -> Vec<NodeDef> {
 #[test]
 fn a_small_graph_imports_and_writes_spec_and_weights() {
     let imported = import("good", good_graph()).unwrap();
-    let kinds: Vec<&str> = imported
-        .spec
-        .layers
-        .iter()
-        .map(|l| l.kind.as_str())
-        .collect();
+    let kinds: Vec<&str> = imported.spec.layers.iter().map(|l| l.kind.name()).collect();
     assert_eq!(kinds, ["conv2d", "avgpool", "dense", "softmax"]);
     assert_eq!(imported.spec.layers[0].centered, Some(true));
     assert_eq!(imported.spec.layers[1].frames, Some(8));

@@ -21,6 +21,7 @@
 //! layer, and the depthwise bias is added at every position in both forms, so the equality holds
 //! at the edges too.
 
+use crate::kind::LayerKind;
 use crate::layers::{Conv, Depthwise, Layer, Op, Pointwise};
 use crate::shape::Activation;
 
@@ -30,7 +31,7 @@ pub enum ComposeError {
     #[error(
         "layer {layer}: a {kind} layer is not separable (compose takes separable1d/separable2d)"
     )]
-    NotSeparable { layer: String, kind: String },
+    NotSeparable { layer: String, kind: LayerKind },
     #[error(
         "layer {layer}: the depthwise step is followed by `{activation}`, so the layer is not a \
          linear convolution; compose is exact only with an identity inner activation"
@@ -90,31 +91,31 @@ pub fn compose_parts(
     depthwise: &Depthwise,
     pointwise: &Pointwise,
 ) -> Result<Conv, ComposeError> {
-    if depthwise.activation != Activation::Identity {
+    if depthwise.activation() != Activation::Identity {
         return Err(ComposeError::NonlinearInner {
             layer: layer.to_string(),
-            activation: depthwise.activation.name(),
+            activation: depthwise.activation().name(),
         });
     }
-    let g = &depthwise.geom;
-    let (c_in, c_out) = (g.input.channels, pointwise.out_channels);
-    if pointwise.input.channels != c_in {
+    let g = &depthwise.geom();
+    let (c_in, c_out) = (g.input.channels, pointwise.out_channels());
+    if pointwise.input().channels != c_in {
         return Err(ComposeError::ChannelMismatch {
             layer: layer.to_string(),
             depthwise_out: c_in,
-            pointwise_in: pointwise.input.channels,
+            pointwise_in: pointwise.input().channels,
         });
     }
     // A grouped pointwise composes like the dense matrix with zeros between its groups.
     let pw_weight = pointwise.dense_weight();
-    let weight = khatri_rao(&pw_weight, &depthwise.weight, c_out, c_in, g.k_t * g.k_w);
-    let bias = composed_bias(&pw_weight, &depthwise.bias, &pointwise.bias);
+    let weight = khatri_rao(&pw_weight, depthwise.weight(), c_out, c_in, g.k_t * g.k_w);
+    let bias = composed_bias(&pw_weight, depthwise.bias(), pointwise.bias());
     Ok(Conv::new(
-        g.clone(),
+        (*g).clone(),
         c_out,
         weight,
         bias,
-        pointwise.activation,
+        pointwise.activation(),
     ))
 }
 
@@ -125,18 +126,10 @@ pub fn compose_layer(layer: &Layer) -> Result<Layer, ComposeError> {
     let Op::Separable(s) = &layer.op else {
         return Err(ComposeError::NotSeparable {
             layer: layer.name.clone(),
-            kind: layer.kind.clone(),
+            kind: layer.kind,
         });
     };
-    let conv = compose_parts(&layer.name, &s.depthwise, &s.pointwise)?;
-    let kind = if layer.kind.ends_with("1d") {
-        "conv1d"
-    } else {
-        "conv2d"
-    };
-    Ok(Layer {
-        name: layer.name.clone(),
-        kind: kind.to_string(),
-        op: Op::Conv(conv),
-    })
+    let conv = compose_parts(&layer.name, s.depthwise(), s.pointwise())?;
+    let kind = LayerKind::standard_conv(layer.kind.two_d());
+    Ok(Layer::new(layer.name.clone(), kind, conv))
 }

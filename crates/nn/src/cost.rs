@@ -22,7 +22,7 @@
 
 use serde::Serialize;
 
-use crate::layers::{Layer, Op};
+use crate::kind::LayerKind;
 use crate::network::Network;
 use crate::shape::FrameShape;
 
@@ -94,7 +94,7 @@ pub enum ConvForm {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerCost {
     pub name: String,
-    pub kind: String,
+    pub kind: LayerKind,
     pub input: FrameShape,
     pub output: FrameShape,
     /// `(k_t, k_w)` for convolution layers.
@@ -154,36 +154,20 @@ pub struct ModelCost {
     pub delay_ms: f64,
 }
 
-/// Weight count (no biases) and FLOPs per output frame of one layer.
-fn weights_and_flops(layer: &Layer) -> (usize, u64) {
-    let (w, flops) = match &layer.op {
-        Op::Conv(c) => {
-            let g = &c.geom;
-            let w = g.k_t * g.k_w * g.input.channels * c.out_channels;
-            (w, w * g.out_width)
-        }
-        Op::Depthwise(d) => {
-            let g = &d.geom;
-            let w = g.k_t * g.k_w * g.input.channels;
-            (w, w * g.out_width)
-        }
-        Op::Pointwise(p) => {
-            let w = p.input.channels * p.out_channels / p.groups;
-            (w, w * p.input.width)
-        }
-        Op::Separable(s) => {
-            let g = &s.depthwise.geom;
-            let w = g.k_t * g.k_w * g.input.channels
-                + g.input.channels * s.pointwise.out_channels / s.pointwise.groups;
-            (w, w * g.out_width)
-        }
-        Op::Dense(d) => {
-            let w = d.input.len() * d.units;
-            (w, w)
-        }
-        Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => (0, 0),
-    };
-    (w, 2 * flops as u64)
+/// Where a standard or separable convolution stands in the seed's picture: what an op reports
+/// through [`crate::layers::StreamOp::conv_shape`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub form: ConvForm,
+    pub c_in: usize,
+    pub c_out: usize,
+    /// `k_t x k_w`.
+    pub taps: usize,
+    /// Output positions per frame (the output width).
+    pub positions: usize,
+    /// Channel groups of the mixing (a grouped separable layer is no factorization of one
+    /// standard convolution).
+    pub groups: usize,
 }
 
 /// The cost of every layer of `net` and the totals.
@@ -197,38 +181,20 @@ pub fn model_cost(net: &Network) -> ModelCost {
         field += layer.history_frames() * stride;
         delay += layer.delay() * stride;
         stride *= layer.time_stride();
-        let (weights, flops_per_frame) = weights_and_flops(layer);
+        let (weights, flops_per_frame) = (layer.weight_count(), layer.flops_per_frame());
         let frames_per_second = frame_rate / stride as f64;
-        let (form, comparison, dof) = match &layer.op {
-            Op::Conv(c) => {
-                let g = &c.geom;
-                let cmp = SeparableComparison::new(
-                    g.input.channels,
-                    c.out_channels,
-                    g.k_t * g.k_w,
-                    g.out_width,
-                );
-                (Some(ConvForm::Standard), Some(cmp), None)
-            }
-            // A grouped separable layer is no factorization of one standard conv.
-            Op::Separable(s) if s.pointwise.groups > 1 => (Some(ConvForm::Separable), None, None),
-            Op::Separable(s) => {
-                let g = &s.depthwise.geom;
-                let cmp = SeparableComparison::new(
-                    g.input.channels,
-                    s.pointwise.out_channels,
-                    g.k_t * g.k_w,
-                    g.out_width,
-                );
-                let dof = weights - g.input.channels;
-                (Some(ConvForm::Separable), Some(cmp), Some(dof))
-            }
-            _ => (None, None, None),
-        };
+        let shape = layer.op.stream_op().conv_shape();
+        let comparison = shape
+            .filter(|s| s.groups == 1)
+            .map(|s| SeparableComparison::new(s.c_in, s.c_out, s.taps, s.positions));
+        let dof = shape
+            .filter(|s| s.form == ConvForm::Separable && s.groups == 1)
+            .map(|s| weights - s.c_in);
+        let form = shape.map(|s| s.form);
         let geom = layer.geometry();
         layers.push(LayerCost {
             name: layer.name.clone(),
-            kind: layer.kind.clone(),
+            kind: layer.kind,
             input: layer.input(),
             output: layer.output(),
             kernel: geom.map(|g| (g.k_t, g.k_w)),

@@ -177,8 +177,8 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
             Op::Conv(_) | Op::Pointwise(_) => {
                 let (w, b) = (format!("{n}.weight"), format!("{n}.bias"));
                 let (wt, groups) = match &layer.op {
-                    Op::Pointwise(p) if replicated => (stacked(&get(&w)), Some(p.groups)),
-                    Op::Pointwise(p) if p.groups > 1 => {
+                    Op::Pointwise(p) if replicated => (stacked(&get(&w)), Some(p.groups())),
+                    Op::Pointwise(p) if p.groups() > 1 => {
                         return fail(n, "a grouped pointwise cannot be the first weighted layer")
                     }
                     _ if replicated => (block_diagonal(&get(&w)), None),
@@ -217,16 +217,23 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
                     let (wt, bt) = (stacked(&get(&w)), stacked(&get(&b)));
                     merged.tensors.insert(w, wt);
                     merged.tensors.insert(b, bt);
-                    scale_out(Some(s.pointwise.groups));
+                    scale_out(Some(s.pointwise().groups()));
                 }
             }
-            Op::Flatten(s) if replicated && s.width > 1 => {
+            // No weights and every channel stays a channel: it serves the K member blocks as
+            // they are (activations, pooling, a flatten of width 1).
+            _ if layer.params() == 0 && layer.output().channels == layer.input().channels => {}
+            _ if layer.params() == 0 && replicated => {
                 return fail(
                     n,
-                    "flatten of a frame wider than 1 would interleave the members",
+                    &format!(
+                        "a {} layer that changes the channel count would interleave the members",
+                        layer.kind
+                    ),
                 );
             }
-            Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => {}
+            _ if layer.params() == 0 => {}
+            _ => return fail(n, &format!("{} layers are not merged", layer.kind)),
         }
     }
 
@@ -240,9 +247,9 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
         );
     }
     let width = match &layer.op {
-        Op::Dense(d) if d.activation == crate::Activation::Identity => d.input.width,
+        Op::Dense(d) if d.activation() == crate::Activation::Identity => d.input().width,
         // Applied at every width position alike: its columns are member channels.
-        Op::Pointwise(p) if p.activation == crate::Activation::Identity => 1,
+        Op::Pointwise(p) if p.activation() == crate::Activation::Identity => 1,
         _ => {
             return fail(
                 n,

@@ -18,7 +18,7 @@ pub enum NnError {
     UnknownLayerKind {
         layer: String,
         kind: String,
-        known: &'static str,
+        known: String,
     },
     #[error("layer {layer}: {reason}")]
     InvalidLayer { layer: String, reason: String },

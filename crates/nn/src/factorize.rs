@@ -27,7 +27,8 @@
 use nalgebra::DMatrix;
 
 use crate::error::NnError;
-use crate::layers::{Conv, Depthwise, Op, Pointwise};
+use crate::kind::LayerKind;
+use crate::layers::{Conv, Depthwise, Op, Pointwise, StreamOp};
 use crate::network::Network;
 use crate::shape::Activation;
 use crate::spec::{LayerSpec, ModelSpec};
@@ -46,7 +47,7 @@ pub enum FactorizeError {
     #[error("no layer named `{layer}` (layers: {known})")]
     UnknownLayer { layer: String, known: String },
     #[error("layer {layer}: a {kind} layer is not a standard convolution (factorize takes conv1d/conv2d)")]
-    NotStandard { layer: String, kind: String },
+    NotStandard { layer: String, kind: LayerKind },
     #[error("layer {layer}: cannot name the replacement `{name}`: another layer has that name")]
     NameTaken { layer: String, name: String },
     #[error(transparent)]
@@ -201,11 +202,11 @@ fn rank_one(slice: DMatrix<f64>) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 pub fn factorize_conv(
     conv: &Conv,
 ) -> Result<(Depthwise, Pointwise, Factorization), FactorizeError> {
-    let g = &conv.geom;
-    let (c_in, c_out) = (g.input.channels, conv.out_channels);
-    let f = factorize_kernel(&conv.weight, c_out, c_in, g.k_t * g.k_w)?;
+    let g = &conv.geom();
+    let (c_in, c_out) = (g.input.channels, conv.out_channels());
+    let f = factorize_kernel(conv.weight(), c_out, c_in, g.k_t * g.k_w)?;
     let dw = Depthwise::new(
-        g.clone(),
+        (*g).clone(),
         f.depthwise.clone(),
         vec![0.0; c_in],
         Activation::Identity,
@@ -214,8 +215,8 @@ pub fn factorize_conv(
         dw.output(),
         c_out,
         f.pointwise.clone(),
-        conv.bias.to_vec(),
-        conv.activation,
+        conv.bias().to_vec(),
+        conv.activation(),
     );
     Ok((dw, pw, f))
 }
@@ -257,38 +258,34 @@ pub fn factorize_model(
     let Op::Conv(conv) = &target.op else {
         return Err(FactorizeError::NotStandard {
             layer: layer.to_string(),
-            kind: target.kind.clone(),
+            kind: target.kind,
         });
     };
     let (dw, pw, factorization) = factorize_conv(conv)?;
-    let one_d = target.kind == "conv1d";
-    let dw_kind = if one_d { "depthwise1d" } else { "depthwise2d" };
-    let dw_shape = if one_d {
-        vec![dw.geom.input.channels, dw.geom.k_t]
+    let two_d = target.kind.two_d();
+    let dw_kind = if two_d {
+        LayerKind::Depthwise2d
     } else {
-        vec![dw.geom.input.channels, dw.geom.k_t, dw.geom.k_w]
+        LayerKind::Depthwise1d
     };
-    let pw_shape = vec![pw.out_channels, pw.input.channels];
 
     let old = &spec.layers[index];
-    let geometry_of = |kind: &str| LayerSpec {
-        kind: kind.to_string(),
+    let geometry_of = |kind: LayerKind| LayerSpec {
         kernel: old.kernel,
         stride: old.stride,
         dilation: old.dilation,
         centered: old.centered,
         pad_left: old.pad_left,
-        ..LayerSpec::default()
+        ..LayerSpec::new(kind)
     };
     let mut new_weights = weights.clone();
     new_weights.tensors.remove(&format!("{layer}.weight"));
     new_weights.tensors.remove(&format!("{layer}.bias"));
     let (replacement, prefixes): (Vec<LayerSpec>, [String; 2]) =
-        if conv.activation == Activation::Identity {
-            let kind = if one_d { "separable1d" } else { "separable2d" };
+        if conv.activation() == Activation::Identity {
             let ls = LayerSpec {
-                out_channels: Some(conv.out_channels),
-                ..geometry_of(kind)
+                out_channels: Some(conv.out_channels()),
+                ..geometry_of(LayerKind::separable(two_d))
             }
             .named(layer);
             (
@@ -306,25 +303,19 @@ pub fn factorize_model(
                 }
             }
             let d = geometry_of(dw_kind).named(&dw_name);
-            let p = LayerSpec::new("pointwise")
+            let p = LayerSpec::new(LayerKind::Pointwise)
                 .named(&pw_name)
-                .out_channels(conv.out_channels)
-                .activation(conv.activation);
+                .out_channels(conv.out_channels())
+                .activation(conv.activation());
             (vec![d, p], [dw_name, pw_name])
         };
     let [dw_prefix, pw_prefix] = prefixes;
-    new_weights.insert(format!("{dw_prefix}.weight"), dw_shape, dw.weight.to_vec());
-    new_weights.insert(
-        format!("{dw_prefix}.bias"),
-        vec![dw.geom.input.channels],
-        dw.bias.to_vec(),
-    );
-    new_weights.insert(format!("{pw_prefix}.weight"), pw_shape, pw.weight.to_vec());
-    new_weights.insert(
-        format!("{pw_prefix}.bias"),
-        vec![pw.out_channels],
-        pw.bias.to_vec(),
-    );
+    for (prefix, tensors) in [(dw_prefix, dw.tensors()), (pw_prefix, pw.tensors())] {
+        for t in tensors {
+            let name = format!("{prefix}.{}", t.suffix);
+            new_weights.insert(name, t.shape, t.data.to_vec());
+        }
+    }
 
     let mut new_spec = spec.clone();
     let mut layers = Vec::with_capacity(spec.layers.len() + 1);

@@ -8,12 +8,15 @@
 // The offline oracles index with plain loops on purpose: they are written to be read.
 #![allow(clippy::needless_range_loop)]
 
+mod build;
 pub mod bundled;
 pub mod compose;
 pub mod cost;
 pub mod ensemble;
 pub mod error;
 pub mod factorize;
+pub mod kernels;
+pub mod kind;
 pub mod layers;
 pub mod limits;
 pub mod network;
@@ -22,7 +25,8 @@ pub mod spec;
 pub mod weights;
 
 pub use error::NnError;
-pub use layers::{Layer, LayerState, Op};
+pub use kind::LayerKind;
+pub use layers::{Layer, LayerState, Op, StreamOp};
 pub use limits::ModelLimits;
 pub use network::{Network, NetworkState};
 pub use shape::{Activation, FrameShape};

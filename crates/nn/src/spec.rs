@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NnError;
+use crate::kind::LayerKind;
 use crate::limits::{at_most, toml_nesting_depth, ModelLimits};
 use crate::shape::Activation;
 
@@ -65,13 +66,13 @@ impl Size2 {
 
 /// One layer as written in the spec. Which fields a kind accepts is checked when the model is
 /// built (an irrelevant field is an error, not silently ignored).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerSpec {
     /// Name used for the layer's tensors in the weights file; defaults to `<kind><index>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    pub kind: String,
+    pub kind: LayerKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_channels: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,10 +103,6 @@ pub struct LayerSpec {
     pub groups: Option<usize>,
 }
 
-/// Every layer kind the spec accepts.
-pub const LAYER_KINDS: &str = "conv1d, conv2d, depthwise1d, depthwise2d, pointwise, separable1d, \
-separable2d, relu, relu6, identity, avgpool, dense, softmax, flatten";
-
 impl ModelSpec {
     /// Parses a spec from TOML text; `origin` names the source in errors. The text's size, its
     /// TOML nesting and the number of layers are checked against [`ModelLimits::DEFAULT`]
@@ -124,6 +121,7 @@ impl ModelSpec {
             toml_nesting_depth(text) as u128,
             limits.max_toml_nesting,
         )?;
+        check_kinds(text)?;
         let spec: Self = toml::from_str(text).map_err(|e| NnError::SpecSyntax {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
@@ -260,12 +258,48 @@ pub fn relative_path(to: &Path, from_dir: &Path) -> PathBuf {
     rel
 }
 
+/// An unknown `kind` in the text is an error naming the layer (its `name`, or `<kind><index>`)
+/// and every known kind, before the typed parse would report it without the layer.
+fn check_kinds(text: &str) -> Result<(), NnError> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        // the typed parse reports the syntax error with its position
+        return Ok(());
+    };
+    let Some(layers) = table.get("layers").and_then(toml::Value::as_array) else {
+        return Ok(());
+    };
+    for (index, layer) in layers.iter().enumerate() {
+        let Some(kind) = layer.get("kind").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        if kind.parse::<LayerKind>().is_err() {
+            let name = layer.get("name").and_then(toml::Value::as_str);
+            return Err(NnError::UnknownLayerKind {
+                layer: name.map_or_else(|| format!("{kind}{index}"), str::to_string),
+                kind: kind.to_string(),
+                known: LayerKind::known(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl LayerSpec {
     /// A layer spec of the given kind with every option unset.
-    pub fn new(kind: &str) -> Self {
+    pub fn new(kind: LayerKind) -> Self {
         Self {
-            kind: kind.to_string(),
-            ..Self::default()
+            name: None,
+            kind,
+            out_channels: None,
+            kernel: None,
+            stride: None,
+            dilation: None,
+            activation: None,
+            centered: None,
+            pad_left: None,
+            frames: None,
+            units: None,
+            groups: None,
         }
     }
     pub fn named(mut self, name: &str) -> Self {

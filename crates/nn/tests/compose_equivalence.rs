@@ -7,6 +7,7 @@ use sepstream_nn::compose::{
     compose_layer, compose_parts, composed_bias, khatri_rao, ComposeError,
 };
 use sepstream_nn::layers::{ConvGeometry, Depthwise, Layer, Op, Pointwise, Separable};
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, FrameShape, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 
 fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -68,18 +69,11 @@ fn random_separable(
         outer,
     );
     let kind = if k.1 == 1 && input.width == 1 {
-        "separable1d"
+        LayerKind::Separable1d
     } else {
-        "separable2d"
+        LayerKind::Separable2d
     };
-    Layer {
-        name: "sep".into(),
-        kind: kind.into(),
-        op: Op::Separable(Separable {
-            depthwise: dw,
-            pointwise: pw,
-        }),
-    }
+    Layer::new("sep", kind, Separable::new(dw, pw))
 }
 
 #[test]
@@ -98,7 +92,10 @@ fn composed_standard_layer_gives_the_separable_output() {
         let sep = random_separable(&mut rng, FrameShape::new(width, c_in), k, s, d, c_out, act);
         let std_layer = compose_layer(&sep).unwrap();
         assert!(matches!(std_layer.op, Op::Conv(_)));
-        assert_eq!(std_layer.kind.replace("conv", "separable"), sep.kind);
+        assert_eq!(
+            std_layer.kind.name().replace("conv", "separable"),
+            sep.kind.name()
+        );
         assert_eq!(std_layer.output(), sep.output());
         let t = 13;
         let x = rand_vec(&mut rng, t * sep.input().len());
@@ -132,9 +129,14 @@ fn a_nonlinear_inner_activation_is_rejected_and_so_is_a_non_separable_layer() {
     let Op::Separable(s) = &layer.op else {
         unreachable!()
     };
-    let mut dw = s.depthwise.clone();
-    dw.activation = Activation::Relu;
-    let err = compose_parts("blk", &dw, &s.pointwise).unwrap_err();
+    let inner = s.depthwise();
+    let dw = Depthwise::new(
+        inner.geom().clone(),
+        inner.weight().to_vec(),
+        inner.bias().to_vec(),
+        Activation::Relu,
+    );
+    let err = compose_parts("blk", &dw, s.pointwise()).unwrap_err();
     assert_eq!(
         err,
         ComposeError::NonlinearInner {
@@ -147,11 +149,7 @@ fn a_nonlinear_inner_activation_is_rejected_and_so_is_a_non_separable_layer() {
         "{err}"
     );
 
-    let not_sep = Layer {
-        name: "pw".into(),
-        kind: "pointwise".into(),
-        op: Op::Pointwise(s.pointwise.clone()),
-    };
+    let not_sep = Layer::new("pw", LayerKind::Pointwise, s.pointwise().clone());
     assert!(matches!(
         compose_layer(&not_sep),
         Err(ComposeError::NotSeparable { .. })
@@ -164,7 +162,7 @@ fn a_nonlinear_inner_activation_is_rejected_and_so_is_a_non_separable_layer() {
 #[test]
 fn composed_weights_load_into_a_conv2d_spec_and_give_the_same_network_output() {
     let sep = |n: &str| {
-        LayerSpec::new("separable2d")
+        LayerSpec::new(LayerKind::Separable2d)
             .named(n)
             .out_channels(6)
             .kernel(Size2::Two([3, 3]))
@@ -184,7 +182,7 @@ fn composed_weights_load_into_a_conv2d_spec_and_give_the_same_network_output() {
         decision: None,
         layers: vec![
             sep("a").stride(Size2::Two([2, 2])),
-            LayerSpec::new("relu").named("r"),
+            LayerSpec::new(LayerKind::Relu).named("r"),
             sep("b").dilation(2),
         ],
     };
@@ -196,7 +194,7 @@ fn composed_weights_load_into_a_conv2d_spec_and_give_the_same_network_output() {
             continue;
         }
         let composed = compose_layer(layer).unwrap();
-        ls.kind = "conv2d".into();
+        ls.kind = LayerKind::Conv2d;
         let n = &layer.name;
         weights
             .tensors
@@ -204,13 +202,17 @@ fn composed_weights_load_into_a_conv2d_spec_and_give_the_same_network_output() {
         let Op::Conv(c) = &composed.op else {
             unreachable!()
         };
-        let g = &c.geom;
+        let g = &c.geom();
         weights.insert(
             format!("{n}.weight"),
-            vec![c.out_channels, g.input.channels, g.k_t, g.k_w],
-            c.weight.to_vec(),
+            vec![c.out_channels(), g.input.channels, g.k_t, g.k_w],
+            c.weight().to_vec(),
         );
-        weights.insert(format!("{n}.bias"), vec![c.out_channels], c.bias.to_vec());
+        weights.insert(
+            format!("{n}.bias"),
+            vec![c.out_channels()],
+            c.bias().to_vec(),
+        );
     }
     let std_net = Network::from_spec_and_tensors(std_spec, &weights).unwrap();
     assert_eq!(std_net.layers()[0].kind, "conv2d");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use nalgebra::DMatrix;
 use sepstream_nn::compose::khatri_rao;
 use sepstream_nn::cost::{model_cost, ConvForm, SeparableComparison};
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 
 fn config(name: &str) -> PathBuf {
@@ -125,17 +126,17 @@ fn per_second_counts_follow_the_cumulative_time_stride_and_delay_is_in_ms() {
         frontend: None,
         decision: None,
         layers: vec![
-            LayerSpec::new("conv1d")
+            LayerSpec::new(LayerKind::Conv1d)
                 .out_channels(8)
                 .kernel(Size2::One(3))
                 .stride(Size2::One(2)),
-            LayerSpec::new("separable1d")
+            LayerSpec::new(LayerKind::Separable1d)
                 .out_channels(6)
                 .kernel(Size2::One(5))
                 .stride(Size2::One(3))
                 .centered(true)
                 .activation(Activation::Relu),
-            LayerSpec::new("pointwise").out_channels(2),
+            LayerSpec::new(LayerKind::Pointwise).out_channels(2),
         ],
     };
     let net = Network::random(spec, 3).unwrap();

@@ -128,7 +128,7 @@ fn check(text: &str, k: usize) {
         spec.name
     );
     for ls in merged.spec().layers.iter() {
-        if ls.kind.starts_with("separable")
+        if ls.kind.name().starts_with("separable")
             || (ls.kind == "pointwise" && ls.name != Some("stem".into()))
         {
             assert_eq!(ls.groups, Some(k), "{}: groups of {:?}", spec.name, ls.name);

@@ -7,6 +7,7 @@ use sepstream_nn::compose::khatri_rao;
 use sepstream_nn::factorize::{
     factorize_kernel, factorize_model, FactorizeError, SIGN_TIE_TOLERANCE,
 };
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 
 fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
@@ -236,7 +237,7 @@ fn zero_channels_and_bad_kernels() {
 }
 
 fn model(conv_activation: Activation, second_named: bool) -> ModelSpec {
-    let mut second = LayerSpec::new("separable2d")
+    let mut second = LayerSpec::new(LayerKind::Separable2d)
         .out_channels(4)
         .kernel(Size2::Two([2, 3]))
         .activation(Activation::Relu);
@@ -257,7 +258,7 @@ fn model(conv_activation: Activation, second_named: bool) -> ModelSpec {
         frontend: None,
         decision: None,
         layers: vec![
-            LayerSpec::new("conv2d")
+            LayerSpec::new(LayerKind::Conv2d)
                 .named("conv")
                 .out_channels(5)
                 .kernel(Size2::Two([3, 3]))
@@ -265,7 +266,7 @@ fn model(conv_activation: Activation, second_named: bool) -> ModelSpec {
                 .dilation(1)
                 .activation(conv_activation),
             second, // unnamed: default name `separable2d1`, must survive the insertion
-            LayerSpec::new("dense").named("fc").units(3),
+            LayerSpec::new(LayerKind::Dense).named("fc").units(3),
         ],
     }
 }
@@ -294,7 +295,7 @@ fn factorize_model_replaces_a_relu_conv_by_depthwise_then_pointwise_with_the_sam
     let fm = factorize_model(&spec, &weights, "conv").unwrap();
     assert!(fm.factorization.relative_error < 1e-5);
     assert_eq!(fm.replacement, vec!["conv_dw", "conv_pw"]);
-    let kinds: Vec<&str> = fm.spec.layers.iter().map(|l| l.kind.as_str()).collect();
+    let kinds: Vec<&str> = fm.spec.layers.iter().map(|l| l.kind.name()).collect();
     assert_eq!(kinds, ["depthwise2d", "pointwise", "separable2d", "dense"]);
     assert_eq!(fm.spec.layers[0].activation, None, "identity depthwise");
     assert_eq!(fm.spec.layers[1].activation, Some(Activation::Relu));

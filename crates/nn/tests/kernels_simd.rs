@@ -3,8 +3,8 @@
 //! remainder, strides, dilations and activations. Also checks the scalar reference against the
 //! offline oracle on the same frames, so the chain variant -> scalar -> oracle is closed.
 
-use sepstream_nn::layers::conv::{Conv, ConvGeometry, Depthwise, Isa, Pointwise, Separable};
 use sepstream_nn::layers::History;
+use sepstream_nn::layers::{Conv, ConvGeometry, Depthwise, Isa, Pointwise, Separable};
 use sepstream_nn::{Activation, FrameShape};
 
 struct Lcg(u64);
@@ -90,7 +90,7 @@ fn grouped_pointwise_equals_its_dense_matrix_in_every_variant() {
             let act = ACTS[(n + w) % 3];
             let input = FrameShape::new(w, ci);
             let pw = Pointwise::grouped(input, co, groups, rng.vec(co * cig), rng.vec(co), act);
-            let dense = Pointwise::new(input, co, pw.dense_weight(), pw.bias.to_vec(), act);
+            let dense = Pointwise::new(input, co, pw.dense_weight(), pw.bias().to_vec(), act);
             // The dense matrix has zeros exactly off the group blocks.
             let dw = pw.dense_weight();
             for o in 0..co {
@@ -223,10 +223,7 @@ fn fused_separable_variants_equal_scalar_and_oracle_on_odd_sizes() {
                 rng.vec(co),
                 Activation::Relu,
             );
-            let sep = Separable {
-                depthwise: dw,
-                pointwise: pw,
-            };
+            let sep = Separable::new(dw, pw);
             let t = 5;
             let frames: Vec<Vec<f32>> = (0..t).map(|_| rng.vec(w * ci)).collect();
             let mut scratch = vec![0.0; w * ci];

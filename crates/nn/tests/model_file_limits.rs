@@ -5,6 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use sepstream_nn::limits::toml_nesting_depth;
+use sepstream_nn::LayerKind;
 use sepstream_nn::{LayerSpec, ModelLimits, ModelSpec, Network, NnError, Size2, Weights};
 
 const LIMITS: ModelLimits = ModelLimits::DEFAULT;
@@ -58,7 +59,7 @@ fn a_spec_with_a_million_layers_is_refused() {
     // A spec built in code is checked when the network is built.
     let mut spec = ModelSpec::from_toml_str(&spec_text(4, 1, "[[layers]]\nkind = \"relu\"\n"))
         .expect("a one-layer spec parses");
-    spec.layers = vec![LayerSpec::new("relu"); 1_000_000];
+    spec.layers = vec![LayerSpec::new(LayerKind::Relu); 1_000_000];
     let (_, what, _, _) = limit_error(Network::random(spec, 1));
     assert!(what.contains("number of layers"), "{what}");
 }
@@ -93,7 +94,7 @@ fn sizes_beyond_any_model_are_refused_with_the_field_named() {
     // A history of (kernel - 1) * dilation frames that overflows without checked arithmetic.
     let mut spec =
         ModelSpec::from_toml_str(&spec_text(8, 1, "[[layers]]\nkind = \"relu\"\n")).unwrap();
-    spec.layers = vec![LayerSpec::new("depthwise1d")
+    spec.layers = vec![LayerSpec::new(LayerKind::Depthwise1d)
         .kernel(Size2::One(usize::MAX))
         .dilation(usize::MAX)];
     limit_error(Network::random(spec, 1));

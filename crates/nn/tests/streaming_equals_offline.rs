@@ -1,6 +1,7 @@
 //! Invariant 1: random stacks of layers, fed in random chunkings, give the offline output.
 
 use proptest::prelude::*;
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 
 /// One random layer, or a pointwise followed by a grouped pointwise or separable layer (the
@@ -20,10 +21,9 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = Vec<LayerSpec>> {
         Just(Activation::Relu),
         Just(Activation::Relu6)
     ];
-    let suffix = if two_d { "2d" } else { "1d" };
     let single = prop_oneof![
         (1usize..=16, size(1, 7), size(1, 3), 1usize..=3, act.clone()).prop_map(
-            move |(c, k, s, d, a)| LayerSpec::new(&format!("conv{suffix}"))
+            move |(c, k, s, d, a)| LayerSpec::new(LayerKind::standard_conv(two_d))
                 .out_channels(c)
                 .kernel(k)
                 .stride(s)
@@ -37,26 +37,29 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = Vec<LayerSpec>> {
             act.clone(),
             any::<bool>()
         )
-            .prop_map(move |(k, s, d, a, centred)| LayerSpec::new(&format!(
-                "depthwise{suffix}"
-            ))
+            .prop_map(move |(k, s, d, a, centred)| LayerSpec::new(if two_d {
+                LayerKind::Depthwise2d
+            } else {
+                LayerKind::Depthwise1d
+            })
             .kernel(k)
             .stride(s)
             .dilation(d)
             .activation(a)
             .centered(centred)),
         (1usize..=16, size(1, 7), size(1, 3), 1usize..=3, act.clone()).prop_map(
-            move |(c, k, s, d, a)| LayerSpec::new(&format!("separable{suffix}"))
+            move |(c, k, s, d, a)| LayerSpec::new(LayerKind::separable(two_d))
                 .out_channels(c)
                 .kernel(k)
                 .stride(s)
                 .dilation(d)
                 .activation(a)
         ),
-        (1usize..=16, act)
-            .prop_map(|(c, a)| LayerSpec::new("pointwise").out_channels(c).activation(a)),
-        Just(LayerSpec::new("relu6")),
-        Just(LayerSpec::new("flatten")),
+        (1usize..=16, act).prop_map(|(c, a)| LayerSpec::new(LayerKind::Pointwise)
+            .out_channels(c)
+            .activation(a)),
+        Just(LayerSpec::new(LayerKind::Relu6)),
+        Just(LayerSpec::new(LayerKind::Flatten)),
     ]
     .prop_map(|l| vec![l]);
     let grouped = (
@@ -69,15 +72,15 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = Vec<LayerSpec>> {
     )
         .prop_map(move |(groups, a, b, k, d, separable)| {
             let mix = if separable {
-                LayerSpec::new(&format!("separable{suffix}"))
+                LayerSpec::new(LayerKind::separable(two_d))
                     .kernel(k)
                     .dilation(d)
                     .activation(Activation::Relu)
             } else {
-                LayerSpec::new("pointwise")
+                LayerSpec::new(LayerKind::Pointwise)
             };
             vec![
-                LayerSpec::new("pointwise").out_channels(groups * a),
+                LayerSpec::new(LayerKind::Pointwise).out_channels(groups * a),
                 mix.out_channels(groups * b).groups(groups),
             ]
         });
@@ -97,13 +100,13 @@ fn model_strategy() -> impl Strategy<Value = ModelSpec> {
             .prop_map(|(width, channels, layers, pool, dense, softmax)| {
                 let mut layers: Vec<LayerSpec> = layers.into_iter().flatten().collect();
                 if let Some(frames) = pool {
-                    layers.push(LayerSpec::new("avgpool").frames(frames));
+                    layers.push(LayerSpec::new(LayerKind::Avgpool).frames(frames));
                 }
                 if let Some(units) = dense {
-                    layers.push(LayerSpec::new("dense").units(units));
+                    layers.push(LayerSpec::new(LayerKind::Dense).units(units));
                 }
                 if softmax {
-                    layers.push(LayerSpec::new("softmax"));
+                    layers.push(LayerSpec::new(LayerKind::Softmax));
                 }
                 ModelSpec {
                     name: "random".into(),

@@ -111,28 +111,28 @@ fn conv_layer(
 }
 
 fn depthwise(dev: &Device, l: &Layer, d: &Depthwise) -> Result<CandleLayer, PeerError> {
-    let g = &d.geom;
+    let g = &d.geom();
     let c = g.input.channels;
-    let w = (&d.weight[..], (c, 1, g.k_t, g.k_w));
-    conv_layer(dev, l, g, w, &d.bias, c, d.activation)
+    let w = (d.weight(), (c, 1, g.k_t, g.k_w));
+    conv_layer(dev, l, g, w, d.bias(), c, d.activation())
 }
 
 fn pointwise(dev: &Device, l: &Layer, p: &Pointwise) -> Result<CandleLayer, PeerError> {
-    let g = ConvGeometry::new(p.input, (1, 1), (1, 1), 1, false);
+    let g = ConvGeometry::new(p.input(), (1, 1), (1, 1), 1, false);
     let w = (
-        &p.weight[..],
-        (p.out_channels, p.input.channels / p.groups, 1, 1),
+        p.weight(),
+        (p.out_channels(), p.input().channels / p.groups(), 1, 1),
     );
-    conv_layer(dev, l, &g, w, &p.bias, p.groups, p.activation)
+    conv_layer(dev, l, &g, w, p.bias(), p.groups(), p.activation())
 }
 
 fn full_conv(dev: &Device, l: &Layer, c: &Conv) -> Result<CandleLayer, PeerError> {
-    let g = &c.geom;
+    let g = &c.geom();
     let w = (
-        &c.weight[..],
-        (c.out_channels, g.input.channels, g.k_t, g.k_w),
+        c.weight(),
+        (c.out_channels(), g.input.channels, g.k_t, g.k_w),
     );
-    conv_layer(dev, l, g, w, &c.bias, 1, c.activation)
+    conv_layer(dev, l, g, w, c.bias(), 1, c.activation())
 }
 
 impl CandleNet {
@@ -155,27 +155,28 @@ impl CandleNet {
                 Op::Depthwise(d) => layers.push(depthwise(&dev, l, d)?),
                 Op::Pointwise(p) => layers.push(pointwise(&dev, l, p)?),
                 Op::Separable(s) => {
-                    layers.push(depthwise(&dev, l, &s.depthwise)?);
-                    layers.push(pointwise(&dev, l, &s.pointwise)?);
+                    layers.push(depthwise(&dev, l, s.depthwise())?);
+                    layers.push(pointwise(&dev, l, s.pointwise())?);
                 }
-                Op::Activation(_, a) => layers.push(CandleLayer::Activation(*a)),
+                Op::Activation(e) => layers.push(CandleLayer::Activation(e.activation())),
                 Op::AvgPool(p) => layers.push(CandleLayer::AvgPool {
-                    frames: p.frames,
-                    width: p.input.width,
+                    frames: p.frames(),
+                    width: l.input().width,
                 }),
                 Op::Dense(d) => {
-                    if d.input.width != 1 {
+                    if d.input().width != 1 {
                         return Err(unsupported("candle", l, "dense over a width-1 frame only"));
                     }
-                    let w = Tensor::from_slice(&d.weight[..], (d.units, d.input.len()), &dev)?;
+                    let w =
+                        Tensor::from_slice(d.weight(), (d.units(), d.input().len()), &dev)?;
                     layers.push(CandleLayer::Dense {
                         w_t: w.t()?.contiguous()?,
-                        b: Tensor::from_slice(&d.bias[..], (1, d.units), &dev)?,
-                        act: d.activation,
+                        b: Tensor::from_slice(d.bias(), (1, d.units()), &dev)?,
+                        act: d.activation(),
                     });
                 }
                 Op::Softmax(_) => layers.push(CandleLayer::Softmax),
-                Op::Flatten(_) => return Err(unsupported("candle", l, "flatten is not mapped")),
+                _ => return Err(unsupported("candle", l, "the kind is not mapped")),
             }
         }
         Ok(Self {

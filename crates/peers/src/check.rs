@@ -37,7 +37,11 @@ pub fn test_frames(net: &Network, n: usize) -> Vec<f32> {
 /// a saturated or near-uniform softmax would hide.
 pub fn without_softmax(net: &Network) -> Result<Network, PeerError> {
     let mut spec = net.spec().clone();
-    if spec.layers.last().is_some_and(|l| l.kind == "softmax") {
+    if spec
+        .layers
+        .last()
+        .is_some_and(|l| l.kind == sepstream_nn::LayerKind::Softmax)
+    {
         spec.layers.pop();
     }
     Ok(Network::from_spec_and_tensors(spec, &net.weights())?)

@@ -23,7 +23,7 @@ pub enum PeerError {
     Unsupported {
         peer: &'static str,
         layer: String,
-        kind: String,
+        kind: sepstream_nn::LayerKind,
         reason: String,
     },
     #[error("the network has no layers")]
@@ -47,7 +47,7 @@ pub(crate) fn unsupported(peer: &'static str, l: &Layer, reason: &str) -> PeerEr
     PeerError::Unsupported {
         peer,
         layer: l.name.clone(),
-        kind: l.kind.clone(),
+        kind: l.kind,
         reason: reason.to_string(),
     }
 }

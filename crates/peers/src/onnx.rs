@@ -187,7 +187,7 @@ impl Builder {
 }
 
 fn pointwise_geometry(p: &sepstream_nn::layers::Pointwise) -> ConvGeometry {
-    ConvGeometry::new(p.input, (1, 1), (1, 1), 1, false)
+    ConvGeometry::new(p.input(), (1, 1), (1, 1), 1, false)
 }
 
 /// The network as an ONNX model over the time axis `time`; input `x` is [1, C, T, W].
@@ -220,44 +220,44 @@ pub fn to_onnx(net: &Network, time: TimeAxis) -> Result<pb::ModelProto, PeerErro
         let n = l.name.as_str();
         match &l.op {
             Op::Conv(c) => {
-                let gm = &c.geom;
-                let dims = [c.out_channels, gm.input.channels, gm.k_t, gm.k_w];
-                b.conv(n, gm, &c.weight, &dims, &c.bias, 1, c.activation);
+                let gm = &c.geom();
+                let dims = [c.out_channels(), gm.input.channels, gm.k_t, gm.k_w];
+                b.conv(n, gm, c.weight(), &dims, c.bias(), 1, c.activation());
             }
             Op::Depthwise(d) => depthwise(&mut b, n, d),
             Op::Pointwise(p) => pointwise(&mut b, n, p),
             Op::Separable(s) => {
-                depthwise(&mut b, &format!("{n}.depthwise"), &s.depthwise);
-                pointwise(&mut b, &format!("{n}.pointwise"), &s.pointwise);
+                depthwise(&mut b, &format!("{n}.depthwise"), s.depthwise());
+                pointwise(&mut b, &format!("{n}.pointwise"), s.pointwise());
             }
             Op::AvgPool(p) => {
-                let mut pad_t = p.frames - 1;
+                let mut pad_t = p.frames() - 1;
                 if let Some(t) = frames {
                     // Only the last output frame is wanted: keep the frames it reads.
-                    let keep = p.frames.min(t);
+                    let keep = p.frames().min(t);
                     let s = b.init(tensor_i64(&format!("{n}.starts"), &[(t - keep) as i64]));
                     let e = b.init(tensor_i64(&format!("{n}.ends"), &[t as i64]));
                     let a = b.init(tensor_i64(&format!("{n}.axes"), &[2]));
                     b.node("Slice", &format!("{n}.slice"), &[&s, &e, &a], vec![]);
-                    pad_t = p.frames - keep;
+                    pad_t = p.frames() - keep;
                     frames = Some(1);
                 }
                 // The running mean as a depthwise conv with a constant kernel over (frames,
                 // width): its causal zero padding is the pool's, and tract pulsifies padded
                 // convs (not padded AveragePools).
-                let (c, w) = (p.input.channels, p.input.width);
-                let g = ConvGeometry::new(p.input, (p.frames, w), (1, w), 1, false);
-                let kernel = vec![1.0 / (p.frames * w) as f32; c * p.frames * w];
-                let dims = [c, 1, p.frames, w];
+                let (c, w) = (l.input().channels, l.input().width);
+                let g = ConvGeometry::new(l.input(), (p.frames(), w), (1, w), 1, false);
+                let kernel = vec![1.0 / (p.frames() * w) as f32; c * p.frames() * w];
+                let dims = [c, 1, p.frames(), w];
                 b.conv_padded(n, &g, (&kernel, &dims), &vec![0.0; c], c, [pad_t, 0, 0, 0]);
             }
             Op::Dense(d) => {
-                if d.input.width != 1 {
+                if d.input().width != 1 {
                     return Err(unsupported("onnx", l, "dense over a width-1 frame only"));
                 }
-                let g = ConvGeometry::new(d.input, (1, 1), (1, 1), 1, false);
-                let dims = [d.units, d.input.channels, 1, 1];
-                b.conv(n, &g, &d.weight, &dims, &d.bias, 1, d.activation);
+                let g = ConvGeometry::new(d.input(), (1, 1), (1, 1), 1, false);
+                let dims = [d.units(), d.input().channels, 1, 1];
+                b.conv(n, &g, d.weight(), &dims, d.bias(), 1, d.activation());
             }
             Op::Softmax(_) => b.node(
                 "Softmax",
@@ -265,8 +265,8 @@ pub fn to_onnx(net: &Network, time: TimeAxis) -> Result<pb::ModelProto, PeerErro
                 &[],
                 vec![attr_int("axis", 1)],
             ),
-            Op::Activation(_, a) => b.activation(n, *a),
-            Op::Flatten(_) => return Err(unsupported("onnx", l, "flatten is not mapped")),
+            Op::Activation(e) => b.activation(n, e.activation()),
+            _ => return Err(unsupported("onnx", l, "the kind is not mapped")),
         }
         if let (Some(t), Some(g)) = (frames, l.geometry()) {
             frames = Some(g.out_frames(t));
@@ -309,16 +309,24 @@ fn last_layer_error(net: &Network) -> PeerError {
 }
 
 fn depthwise(b: &mut Builder, name: &str, d: &sepstream_nn::layers::Depthwise) {
-    let g = &d.geom;
+    let g = &d.geom();
     let c = g.input.channels;
     let dims = [c, 1, g.k_t, g.k_w];
-    b.conv(name, g, &d.weight, &dims, &d.bias, c, d.activation);
+    b.conv(name, g, d.weight(), &dims, d.bias(), c, d.activation());
 }
 
 fn pointwise(b: &mut Builder, name: &str, p: &sepstream_nn::layers::Pointwise) {
-    let dims = [p.out_channels, p.input.channels / p.groups, 1, 1];
+    let dims = [p.out_channels(), p.input().channels / p.groups(), 1, 1];
     let g = pointwise_geometry(p);
-    b.conv(name, &g, &p.weight, &dims, &p.bias, p.groups, p.activation);
+    b.conv(
+        name,
+        &g,
+        p.weight(),
+        &dims,
+        p.bias(),
+        p.groups(),
+        p.activation(),
+    );
 }
 
 /// Writes an ONNX model to `path`.

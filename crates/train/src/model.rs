@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sepstream_nn::{Activation, LayerSpec, ModelSpec};
+use sepstream_nn::{Activation, LayerKind, LayerSpec, ModelSpec};
 
 use crate::TrainError;
 
@@ -242,7 +242,7 @@ impl KwsModel {
                      ensemble`; train the members)",
                 ));
             }
-            let two_d = l.kind.ends_with("2d");
+            let two_d = l.kind.two_d();
             let geom = |l: &LayerSpec| -> Result<Geom, TrainError> {
                 let (kt, kw) = l
                     .kernel
@@ -260,8 +260,12 @@ impl KwsModel {
             };
             if pooled
                 && !matches!(
-                    l.kind.as_str(),
-                    "dense" | "softmax" | "relu" | "relu6" | "identity"
+                    l.kind,
+                    LayerKind::Dense
+                        | LayerKind::Softmax
+                        | LayerKind::Relu
+                        | LayerKind::Relu6
+                        | LayerKind::Identity
                 )
             {
                 return Err(unsupported(
@@ -269,8 +273,8 @@ impl KwsModel {
                     "only dense/softmax/activations may follow avgpool",
                 ));
             }
-            let op = match l.kind.as_str() {
-                "conv1d" | "conv2d" => {
+            let op = match l.kind {
+                LayerKind::Conv1d | LayerKind::Conv2d => {
                     let g = geom(l)?;
                     let co = l
                         .out_channels
@@ -288,7 +292,7 @@ impl KwsModel {
                         act: a,
                     }
                 }
-                "depthwise1d" | "depthwise2d" => {
+                LayerKind::Depthwise1d | LayerKind::Depthwise2d => {
                     let g = geom(l)?;
                     let wv = kaiming(&mut rng, &[c, g.kt, g.kw], g.kt * g.kw, &dev)?;
                     let bn = BatchNorm::new(c, &dev)?;
@@ -302,7 +306,7 @@ impl KwsModel {
                         act: a,
                     }
                 }
-                "pointwise" => {
+                LayerKind::Pointwise => {
                     let co = l
                         .out_channels
                         .ok_or_else(|| unsupported(i, "out_channels missing"))?;
@@ -317,7 +321,7 @@ impl KwsModel {
                         act: a,
                     }
                 }
-                "separable1d" | "separable2d" => {
+                LayerKind::Separable1d | LayerKind::Separable2d => {
                     let g = geom(l)?;
                     let co = l.out_channels.unwrap_or(c);
                     let dw_w = kaiming(&mut rng, &[c, g.kt, g.kw], g.kt * g.kw, &dev)?;
@@ -344,10 +348,10 @@ impl KwsModel {
                         act: a,
                     }
                 }
-                "relu" => Op::Act(Activation::Relu),
-                "relu6" => Op::Act(Activation::Relu6),
-                "identity" => Op::Act(Activation::Identity),
-                "avgpool" => {
+                LayerKind::Relu => Op::Act(Activation::Relu),
+                LayerKind::Relu6 => Op::Act(Activation::Relu6),
+                LayerKind::Identity => Op::Act(Activation::Identity),
+                LayerKind::Avgpool => {
                     let frames = l
                         .frames
                         .ok_or_else(|| unsupported(i, "avgpool needs frames"))?;
@@ -358,7 +362,7 @@ impl KwsModel {
                     w = 1;
                     Op::AvgPool { frames }
                 }
-                "dense" => {
+                LayerKind::Dense => {
                     if !pooled {
                         return Err(unsupported(i, "dense is trained only after avgpool"));
                     }
@@ -371,13 +375,18 @@ impl KwsModel {
                     c = units;
                     Op::Dense { name, w: wv, b }
                 }
-                "softmax" => Op::Softmax,
-                "flatten" => {
+                LayerKind::Softmax => Op::Softmax,
+                LayerKind::Flatten => {
                     c *= w;
                     w = 1;
                     Op::Flatten
                 }
-                k => return Err(unsupported(i, &format!("unknown kind {k:?}"))),
+                kind => {
+                    return Err(unsupported(
+                        i,
+                        &format!("{kind} layers are not trained here"),
+                    ))
+                }
             };
             ops.push(op);
         }

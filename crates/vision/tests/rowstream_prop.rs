@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
 use sepstream_vision::rowstream::{offline_frame, RowStreamer};
 
@@ -68,27 +69,27 @@ fn spec(width: usize, channels: usize, layers: &[LayerChoice]) -> ModelSpec {
         .map(|l| {
             let a = acts[l.act];
             match l.kind {
-                0 => LayerSpec::new("separable2d")
+                0 => LayerSpec::new(LayerKind::Separable2d)
                     .out_channels(l.out_c)
                     .kernel(Size2::Two([l.kt, l.kw]))
                     .stride(Size2::Two([l.st, l.sw]))
                     .dilation(l.dil)
                     .centered(l.centered)
                     .activation(a),
-                1 => LayerSpec::new("depthwise2d")
+                1 => LayerSpec::new(LayerKind::Depthwise2d)
                     .kernel(Size2::Two([l.kt, l.kw]))
                     .stride(Size2::Two([l.st, l.sw]))
                     .dilation(l.dil)
                     .centered(l.centered)
                     .activation(a),
-                2 => LayerSpec::new("conv2d")
+                2 => LayerSpec::new(LayerKind::Conv2d)
                     .out_channels(l.out_c)
                     .kernel(Size2::Two([l.kt, l.kw]))
                     .stride(Size2::Two([l.st, l.sw]))
                     .dilation(l.dil)
                     .centered(l.centered)
                     .activation(a),
-                _ => LayerSpec::new("pointwise")
+                _ => LayerSpec::new(LayerKind::Pointwise)
                     .out_channels(l.out_c)
                     .activation(a),
             }

@@ -1,37 +1,156 @@
-//! Layers: immutable ops with a separate streaming state, each with a plain offline forward.
+//! Layers: one file per kind, each an immutable op implementing [`StreamOp`], its state apart.
+//!
+//! An op holds weights and shapes and never changes; everything one stream needs lives in a
+//! [`LayerState`] made once by [`Layer::new_state`]. Every op has two ways to compute: `step`
+//! (one frame in, at most one frame out, no allocation) and `forward` (a whole sequence at once
+//! with causal zero padding, written plainly: the oracle `step` is tested against).
 
-pub mod conv;
+mod conv;
+mod dense;
+mod depthwise;
+mod elementwise;
+mod flatten;
+mod geometry;
 pub mod history;
+mod pointwise;
+mod pool;
+mod separable;
+mod softmax;
 
-pub use conv::{Conv, ConvGeometry, Depthwise, Pointwise, Separable};
+pub use conv::Conv;
+pub use dense::Dense;
+pub use depthwise::Depthwise;
+pub use elementwise::ElementWise;
+pub use flatten::Flatten;
+pub use geometry::ConvGeometry;
 pub use history::History;
+pub use pointwise::Pointwise;
+pub use pool::AvgPool;
+pub use separable::Separable;
+pub use softmax::{softmax_into, Softmax};
 
-use crate::shape::{Activation, FrameShape};
+use crate::cost::ConvShape;
+use crate::error::NnError;
+pub use crate::kernels::Isa;
+use crate::kind::LayerKind;
+use crate::shape::FrameShape;
 
-/// What a layer computes. Weights are immutable; per-stream state lives in [`LayerState`].
-#[derive(Clone, Debug)]
-pub enum Op {
+/// One tensor of an op as the weights file stores it: its name after the layer's prefix
+/// (`weight`, `depthwise.bias`, ...), its shape and its values in the reference layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorView<'a> {
+    pub suffix: &'static str,
+    pub shape: Vec<usize>,
+    pub data: &'a [f32],
+}
+
+impl TensorView<'_> {
+    /// Whether this is a bias (counted in parameters, not in weights).
+    pub fn is_bias(&self) -> bool {
+        self.suffix.ends_with("bias")
+    }
+}
+
+/// What every layer kind's op tells the engine. Shapes, state and tensors come from here and
+/// nowhere else: the network, the cost model, saving and ensembling all read them.
+pub trait StreamOp {
+    /// Shape of the frames the op reads.
+    fn input(&self) -> FrameShape;
+    /// Shape of the frames it produces.
+    fn output(&self) -> FrameShape;
+    /// Past frames it keeps besides the current one (its addition to the receptive field, in
+    /// its own input frames).
+    fn history_frames(&self) -> usize;
+    /// Values in one remembered frame (the input frame, unless the op keeps a summary).
+    fn history_frame_len(&self) -> usize {
+        self.input().len()
+    }
+    /// Values of scratch space a step needs.
+    fn scratch_len(&self) -> usize {
+        0
+    }
+    /// The convolution geometry, for ops that have one (strides and delay follow from it).
+    fn geometry(&self) -> Option<&ConvGeometry> {
+        None
+    }
+    /// Input frames per output frame.
+    fn time_stride(&self) -> usize {
+        self.geometry().map_or(1, |g| g.s_t)
+    }
+    /// Reported delay in input frames.
+    fn delay(&self) -> usize {
+        self.geometry().map_or(0, ConvGeometry::delay)
+    }
+    /// For a standard or separable convolution, its channels, taps and output positions (the
+    /// cost model compares it with its twin); `None` for every other op.
+    fn conv_shape(&self) -> Option<ConvShape> {
+        None
+    }
+    /// The op's tensors, as loaded and saved.
+    fn tensors(&self) -> Vec<TensorView<'_>>;
+    /// Floating-point operations (a multiply-add is two) to produce one output frame.
+    fn flops_per_frame(&self) -> u64;
+    /// Streaming: takes the next input frame; writes an output frame into `out` and returns
+    /// true when the time stride produces one. Never allocates.
+    fn step(&self, state: &mut LayerState, input: &[f32], out: &mut [f32]) -> bool;
+    /// Offline oracle over `t` frames with causal zero padding; `ceil(t / time_stride)`
+    /// output frames.
+    fn forward(&self, input: &[f32], t: usize) -> Vec<f32>;
+}
+
+/// Declares [`Op`], one variant per op type, with static dispatch of [`StreamOp`].
+macro_rules! ops {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty)),* $(,)?) => {
+        /// What a layer computes: one variant per op type. Other crates match it with a last
+        /// arm for ops they do not handle (`#[non_exhaustive]`).
+        #[derive(Clone, Debug)]
+        #[non_exhaustive]
+        pub enum Op {
+            $($(#[$doc])* $variant($ty)),*
+        }
+
+        impl Op {
+            /// The op as its [`StreamOp`].
+            pub fn stream_op(&self) -> &dyn StreamOp {
+                match self {
+                    $(Op::$variant(op) => op),*
+                }
+            }
+
+            #[inline]
+            fn step(&self, state: &mut LayerState, input: &[f32], out: &mut [f32]) -> bool {
+                match self {
+                    $(Op::$variant(op) => op.step(state, input, out)),*
+                }
+            }
+        }
+
+        $(impl From<$ty> for Op {
+            fn from(op: $ty) -> Self {
+                Op::$variant(op)
+            }
+        })*
+    };
+}
+
+ops! {
     Conv(Conv),
     Depthwise(Depthwise),
     Pointwise(Pointwise),
     Separable(Separable),
     /// An element-wise activation on its own.
-    Activation(FrameShape, Activation),
-    /// Streaming global average pooling: mean over the width and the last `frames` frames.
+    Activation(ElementWise),
     AvgPool(AvgPool),
     Dense(Dense),
-    Softmax(FrameShape),
-    /// The width folded into the channels: a `[w][c]` frame read as one column of `w * c`
-    /// channels (the values do not move; only the shape changes).
-    Flatten(FrameShape),
+    Softmax(Softmax),
+    Flatten(Flatten),
 }
 
-/// One layer of a network: its name (the prefix of its tensors), the spec kind it came from,
-/// and the op.
+/// One layer of a network: its name (the prefix of its tensors), its kind and its op.
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub name: String,
-    pub kind: String,
+    pub kind: LayerKind,
     pub op: Op,
 }
 
@@ -39,9 +158,9 @@ pub struct Layer {
 /// and scratch space for intermediate results. Allocated once by [`Layer::new_state`].
 #[derive(Clone, Debug)]
 pub struct LayerState {
-    history: History,
+    pub(crate) history: History,
     frames_seen: u64,
-    scratch: Box<[f32]>,
+    pub(crate) scratch: Box<[f32]>,
 }
 
 impl LayerState {
@@ -51,307 +170,160 @@ impl LayerState {
         self.frames_seen = 0;
         self.scratch.fill(0.0);
     }
+
+    /// Counts one input frame; true when a layer of time stride `stride` emits on it.
+    #[inline]
+    pub(crate) fn tick(&mut self, stride: usize) -> bool {
+        let emit = self.frames_seen.is_multiple_of(stride as u64);
+        self.frames_seen += 1;
+        emit
+    }
 }
 
 impl Layer {
+    /// A layer of `kind` named `name` computing `op`.
+    pub fn new(name: impl Into<String>, kind: LayerKind, op: impl Into<Op>) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            op: op.into(),
+        }
+    }
+
+    fn op(&self) -> &dyn StreamOp {
+        self.op.stream_op()
+    }
+
     /// Shape of the frames this layer reads.
     pub fn input(&self) -> FrameShape {
-        match &self.op {
-            Op::Conv(c) => c.geom.input,
-            Op::Depthwise(d) => d.geom.input,
-            Op::Pointwise(p) => p.input,
-            Op::Separable(s) => s.depthwise.geom.input,
-            Op::Activation(s, _) | Op::Softmax(s) | Op::Flatten(s) => *s,
-            Op::AvgPool(p) => p.input,
-            Op::Dense(d) => d.input,
-        }
+        self.op().input()
     }
 
     /// Shape of the frames this layer produces.
     pub fn output(&self) -> FrameShape {
-        match &self.op {
-            Op::Conv(c) => c.output(),
-            Op::Depthwise(d) => d.output(),
-            Op::Pointwise(p) => p.output(),
-            Op::Separable(s) => s.output(),
-            Op::Activation(s, _) | Op::Softmax(s) => *s,
-            Op::AvgPool(p) => FrameShape::new(1, p.input.channels),
-            Op::Dense(d) => FrameShape::new(1, d.units),
-            Op::Flatten(s) => FrameShape::new(1, s.len()),
-        }
+        self.op().output()
     }
 
     /// The convolution geometry, for layers that have one.
     pub fn geometry(&self) -> Option<&ConvGeometry> {
-        match &self.op {
-            Op::Conv(c) => Some(&c.geom),
-            Op::Depthwise(d) => Some(&d.geom),
-            Op::Separable(s) => Some(&s.depthwise.geom),
-            _ => None,
-        }
+        self.op.stream_op().geometry()
     }
 
     /// Input frames per output frame.
     pub fn time_stride(&self) -> usize {
-        self.geometry().map_or(1, |g| g.s_t)
+        self.op().time_stride()
     }
 
     /// Reported delay in this layer's input frames.
     pub fn delay(&self) -> usize {
-        self.geometry().map_or(0, |g| g.delay())
+        self.op().delay()
     }
 
     /// Past input frames this layer reads besides the current one: what it adds to a network's
     /// receptive field, in its own input frames ((k_t - 1) * d for convolutions, frames - 1 for
     /// the pooling layer, 0 for stateless layers).
     pub fn history_frames(&self) -> usize {
-        match &self.op {
-            Op::AvgPool(p) => p.frames - 1,
-            _ => self.geometry().map_or(0, |g| g.history_frames()),
-        }
+        self.op().history_frames()
     }
 
-    /// Floats of streaming state: (k_t - 1) * d * C_in * W_in for convolutions,
-    /// (frames - 1) * C for the pooling layer, 0 for stateless layers.
+    /// Floats of streaming state: the remembered frames times their length.
     pub fn state_len(&self) -> usize {
-        match &self.op {
-            Op::AvgPool(p) => self.history_frames() * p.input.channels,
-            _ => self
-                .geometry()
-                .map_or(0, |g| self.history_frames() * g.input.len()),
-        }
+        self.op().history_frames() * self.op().history_frame_len()
+    }
+
+    /// The layer's tensors with their full names (`NAME.SUFFIX`), as the weights file has them.
+    pub fn tensors(&self) -> Vec<(String, TensorView<'_>)> {
+        self.op()
+            .tensors()
+            .into_iter()
+            .map(|t| (format!("{}.{}", self.name, t.suffix), t))
+            .collect()
     }
 
     /// Number of learned parameters (weights and biases).
     pub fn params(&self) -> usize {
-        match &self.op {
-            Op::Conv(c) => c.weight.len() + c.bias.len(),
-            Op::Depthwise(d) => d.weight.len() + d.bias.len(),
-            Op::Pointwise(p) => p.weight.len() + p.bias.len(),
-            Op::Separable(s) => {
-                s.depthwise.weight.len()
-                    + s.depthwise.bias.len()
-                    + s.pointwise.weight.len()
-                    + s.pointwise.bias.len()
-            }
-            Op::Dense(d) => d.weight.len() + d.bias.len(),
-            Op::Activation(..) | Op::AvgPool(_) | Op::Softmax(_) | Op::Flatten(_) => 0,
-        }
+        self.op().tensors().iter().map(|t| t.data.len()).sum()
+    }
+
+    /// Number of weights (parameters that are not biases).
+    pub fn weight_count(&self) -> usize {
+        let tensors = self.op().tensors();
+        tensors
+            .iter()
+            .filter(|t| !t.is_bias())
+            .map(|t| t.data.len())
+            .sum()
+    }
+
+    /// FLOPs to produce one output frame.
+    pub fn flops_per_frame(&self) -> u64 {
+        self.op().flops_per_frame()
     }
 
     /// A fresh (zero) streaming state for this layer.
     pub fn new_state(&self) -> LayerState {
-        let (history, scratch) = match &self.op {
-            Op::AvgPool(p) => (
-                History::new(p.frames - 1, p.input.channels),
-                p.input.channels,
-            ),
-            Op::Separable(s) => (
-                History::new(s.depthwise.geom.history_frames(), self.input().len()),
-                s.depthwise.output().len(),
-            ),
-            _ => match self.geometry() {
-                Some(g) => (History::new(g.history_frames(), g.input.len()), 0),
-                None => (History::new(0, 0), 0),
-            },
-        };
+        let op = self.op();
         LayerState {
-            history,
+            history: History::new(op.history_frames(), op.history_frame_len()),
             frames_seen: 0,
-            scratch: vec![0.0; scratch].into_boxed_slice(),
+            scratch: vec![0.0; op.scratch_len()].into_boxed_slice(),
         }
     }
 
     /// Streaming: takes the next input frame; writes an output frame into `out` and returns
     /// true when the time stride produces one. Never allocates.
+    #[inline]
     pub fn step(&self, state: &mut LayerState, input: &[f32], out: &mut [f32]) -> bool {
         debug_assert_eq!(input.len(), self.input().len());
         debug_assert_eq!(out.len(), self.output().len());
-        let emit = state.frames_seen.is_multiple_of(self.time_stride() as u64);
-        match &self.op {
-            Op::Conv(c) if emit => c.compute(&state.history, input, out),
-            Op::Depthwise(d) if emit => d.compute(&state.history, input, out),
-            Op::Separable(s) if emit => s.compute(&state.history, input, &mut state.scratch, out),
-            Op::Conv(_) | Op::Depthwise(_) | Op::Separable(_) => {}
-            Op::Pointwise(p) => p.compute(input, out),
-            Op::Activation(_, a) => {
-                out.copy_from_slice(input);
-                a.apply_slice(out);
-            }
-            Op::AvgPool(p) => {
-                p.frame_sums(input, &mut state.scratch);
-                out.fill(0.0);
-                for lag in (1..p.frames).rev() {
-                    for (o, s) in out.iter_mut().zip(state.history.lag(lag)) {
-                        *o += s;
-                    }
-                }
-                for (o, s) in out.iter_mut().zip(state.scratch.iter()) {
-                    *o += s;
-                    *o *= p.scale();
-                }
-                state.history.push(&state.scratch);
-            }
-            Op::Dense(d) => d.compute(input, out),
-            Op::Softmax(_) => softmax_into(input, out),
-            Op::Flatten(_) => out.copy_from_slice(input),
-        }
-        if !matches!(self.op, Op::AvgPool(_)) {
-            state.history.push(input);
-        }
-        state.frames_seen += 1;
-        emit
+        self.op.step(state, input, out)
     }
 
     /// Offline oracle: all `t` input frames at once with causal zero padding; returns the
     /// output frames (their count is `ceil(t / time_stride)`).
     pub fn forward(&self, input: &[f32], t: usize) -> Vec<f32> {
         assert_eq!(input.len(), t * self.input().len(), "forward input length");
-        match &self.op {
-            Op::Conv(c) => c.forward(input, t),
-            Op::Depthwise(d) => d.forward(input, t),
-            Op::Pointwise(p) => p.forward(input, t),
-            Op::Separable(s) => s.forward(input, t),
-            Op::Activation(_, a) => input.iter().map(|&x| a.apply(x)).collect(),
-            Op::Flatten(_) => input.to_vec(),
-            Op::AvgPool(p) => p.forward(input, t),
-            Op::Dense(d) => input
-                .chunks_exact(d.input.len())
-                .flat_map(|frame| d.forward_frame(frame))
-                .collect(),
-            Op::Softmax(s) => input
-                .chunks_exact(s.len())
-                .flat_map(|frame| {
-                    let mut out = vec![0.0; frame.len()];
-                    softmax_into(frame, &mut out);
-                    out
-                })
-                .collect(),
-        }
+        self.op().forward(input, t)
     }
 }
 
-/// Streaming global average pooling over the width and the last `frames` frames.
-#[derive(Clone, Debug)]
-pub struct AvgPool {
-    pub input: FrameShape,
-    pub frames: usize,
+/// Where the tensors come from while a network is built: a weights file, or seeded random
+/// values.
+pub trait TensorSource {
+    /// The values of tensor `tensor` (full name) of layer `layer`, which must have `shape`.
+    fn tensor(&mut self, layer: &str, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, NnError>;
 }
 
-impl AvgPool {
-    fn scale(&self) -> f32 {
-        1.0 / (self.frames * self.input.width) as f32
-    }
-
-    /// Per-channel sums over the width of one frame.
-    fn frame_sums(&self, frame: &[f32], sums: &mut [f32]) {
-        sums.fill(0.0);
-        for pos in frame.chunks_exact(self.input.channels) {
-            for (s, x) in sums.iter_mut().zip(pos) {
-                *s += x;
-            }
-        }
-    }
-
-    fn forward(&self, input: &[f32], t: usize) -> Vec<f32> {
-        let c = self.input.channels;
-        let mut sums = vec![0.0; t * c];
-        for (frame, s) in input
-            .chunks_exact(self.input.len())
-            .zip(sums.chunks_exact_mut(c))
-        {
-            self.frame_sums(frame, s);
-        }
-        let mut out = vec![0.0; t * c];
-        for j in 0..t {
-            for ch in 0..c {
-                let mut acc = 0.0;
-                for back in (0..self.frames).rev() {
-                    if let Some(tau) = j.checked_sub(back) {
-                        acc += sums[tau * c + ch];
-                    }
-                }
-                out[j * c + ch] = acc * self.scale();
-            }
-        }
-        out
-    }
+/// One layer's view of a [`TensorSource`]: tensors named `PREFIX.SUFFIX`.
+pub struct LayerTensors<'s> {
+    source: &'s mut dyn TensorSource,
+    layer: &'s str,
+    prefix: String,
 }
 
-/// A fully connected layer over the whole frame (flattened in `[w][c]` order).
-#[derive(Clone, Debug)]
-pub struct Dense {
-    pub input: FrameShape,
-    pub units: usize,
-    /// Reference layout [units][inputs], as stored in the weights file.
-    pub weight: Box<[f32]>,
-    pub bias: Box<[f32]>,
-    pub activation: Activation,
-    /// Packed [inputs][units].
-    packed: Box<[f32]>,
-}
-
-impl Dense {
-    pub fn new(
-        input: FrameShape,
-        units: usize,
-        weight: Vec<f32>,
-        bias: Vec<f32>,
-        activation: Activation,
-    ) -> Self {
-        let n = input.len();
-        assert_eq!(weight.len(), units * n, "dense weight length");
-        assert_eq!(bias.len(), units, "dense bias length");
-        let mut packed = vec![0.0; weight.len()];
-        for u in 0..units {
-            for k in 0..n {
-                packed[k * units + u] = weight[u * n + k];
-            }
-        }
+impl<'s> LayerTensors<'s> {
+    /// The tensors of layer `layer`, named after it.
+    pub fn new(source: &'s mut dyn TensorSource, layer: &'s str) -> Self {
         Self {
-            input,
-            units,
-            weight: weight.into(),
-            bias: bias.into(),
-            activation,
-            packed: packed.into(),
+            source,
+            layer,
+            prefix: layer.to_string(),
         }
     }
 
-    fn compute(&self, input: &[f32], out: &mut [f32]) {
-        out.copy_from_slice(&self.bias);
-        for (a, wrow) in input.iter().zip(self.packed.chunks_exact(self.units)) {
-            for (o, w) in out.iter_mut().zip(wrow) {
-                *o += a * w;
-            }
+    /// The tensor `PREFIX.suffix`, which must have `shape`.
+    pub fn get(&mut self, suffix: &str, shape: &[usize]) -> Result<Vec<f32>, NnError> {
+        let name = format!("{}.{suffix}", self.prefix);
+        self.source.tensor(self.layer, &name, shape)
+    }
+
+    /// The tensors of a part of the layer, named `PREFIX.part.SUFFIX`.
+    pub fn part(&mut self, part: &str) -> LayerTensors<'_> {
+        LayerTensors {
+            source: &mut *self.source,
+            layer: self.layer,
+            prefix: format!("{}.{part}", self.prefix),
         }
-        self.activation.apply_slice(out);
-    }
-
-    fn forward_frame(&self, frame: &[f32]) -> Vec<f32> {
-        let n = self.input.len();
-        (0..self.units)
-            .map(|u| {
-                let mut acc = self.bias[u];
-                for k in 0..n {
-                    acc += self.weight[u * n + k] * frame[k];
-                }
-                self.activation.apply(acc)
-            })
-            .collect()
-    }
-}
-
-/// Softmax of `input` into `out` (same length), shifted by the maximum for stability.
-pub fn softmax_into(input: &[f32], out: &mut [f32]) {
-    let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for (o, x) in out.iter_mut().zip(input) {
-        *o = (x - max).exp();
-        sum += *o;
-    }
-    for o in out.iter_mut() {
-        *o /= sum;
     }
 }
 
@@ -359,6 +331,7 @@ pub fn softmax_into(input: &[f32], out: &mut [f32]) {
 mod tests {
     //! Small cases worked by hand.
     use super::*;
+    use crate::shape::Activation;
 
     fn run_stream(layer: &Layer, frames: &[&[f32]]) -> Vec<Vec<f32>> {
         let mut st = layer.new_state();
@@ -377,11 +350,7 @@ mod tests {
         // weights [w0, w1, w2]: w2 multiplies the newest frame, w0 the oldest.
         let g = ConvGeometry::new(FrameShape::new(1, 1), (3, 1), (1, 1), 1, false);
         let dw = Depthwise::new(g, vec![1.0, 2.0, 3.0], vec![0.0], Activation::Identity);
-        let layer = Layer {
-            name: "dw".into(),
-            kind: "depthwise1d".into(),
-            op: Op::Depthwise(dw),
-        };
+        let layer = Layer::new("dw", LayerKind::Depthwise1d, dw);
         let frames: [&[f32]; 5] = [&[1.0], &[0.0], &[0.0], &[0.0], &[0.0]];
         let outs = run_stream(&layer, &frames);
         assert_eq!(
@@ -403,11 +372,7 @@ mod tests {
             vec![0.0, 0.0],
             Activation::Identity,
         );
-        let layer = Layer {
-            name: "dw".into(),
-            kind: "depthwise1d".into(),
-            op: Op::Depthwise(dw),
-        };
+        let layer = Layer::new("dw", LayerKind::Depthwise1d, dw);
         let frames: Vec<[f32; 2]> = (1..=5).map(|t| [t as f32, t as f32]).collect();
         let refs: Vec<&[f32]> = frames.iter().map(|f| &f[..]).collect();
         let outs = run_stream(&layer, &refs);
@@ -429,11 +394,7 @@ mod tests {
             vec![0.5],
             Activation::Identity,
         );
-        let layer = Layer {
-            name: "dw".into(),
-            kind: "depthwise2d".into(),
-            op: Op::Depthwise(dw),
-        };
+        let layer = Layer::new("dw", LayerKind::Depthwise2d, dw);
         let f0: &[f32] = &[1.0, 2.0, 3.0];
         let f1: &[f32] = &[4.0, 5.0, 6.0];
         let outs = run_stream(&layer, &[f0, f1]);
@@ -452,11 +413,7 @@ mod tests {
         // Causal 2-tap sum with stride 2: outputs at t = 0, 2, 4 reading (t-1, t).
         let g = ConvGeometry::new(FrameShape::new(1, 1), (2, 1), (2, 1), 1, false);
         let conv = Conv::new(g, 1, vec![1.0, 1.0], vec![0.0], Activation::Identity);
-        let layer = Layer {
-            name: "c".into(),
-            kind: "conv1d".into(),
-            op: Op::Conv(conv),
-        };
+        let layer = Layer::new("c", LayerKind::Conv1d, conv);
         let xs = [1.0f32, 2.0, 3.0, 4.0, 5.0];
         let refs: Vec<&[f32]> = xs.iter().map(std::slice::from_ref).collect();
         let outs = run_stream(&layer, &refs);
@@ -479,14 +436,11 @@ mod tests {
 
     #[test]
     fn avgpool_is_a_running_mean_over_frames_and_width() {
-        let layer = Layer {
-            name: "p".into(),
-            kind: "avgpool".into(),
-            op: Op::AvgPool(AvgPool {
-                input: FrameShape::new(2, 1),
-                frames: 2,
-            }),
-        };
+        let layer = Layer::new(
+            "p",
+            LayerKind::Avgpool,
+            AvgPool::new(FrameShape::new(2, 1), 2),
+        );
         let frames: [&[f32]; 3] = [&[2.0, 2.0], &[4.0, 4.0], &[6.0, 8.0]];
         let outs = run_stream(&layer, &frames);
         assert_eq!(outs, vec![vec![1.0], vec![3.0], vec![5.5]]);
@@ -498,5 +452,32 @@ mod tests {
         softmax_into(&[1.0, 3.0, 2.0], &mut out);
         assert!((out.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(out[1] > out[2] && out[2] > out[0]);
+    }
+
+    #[test]
+    fn tensors_name_the_layer_and_count_parameters() {
+        let g = ConvGeometry::new(FrameShape::new(1, 2), (3, 1), (1, 1), 1, false);
+        let dw = Depthwise::new(g, vec![0.5; 6], vec![0.0; 2], Activation::Identity);
+        let pw = Pointwise::new(
+            FrameShape::new(1, 2),
+            4,
+            vec![1.0; 8],
+            vec![0.0; 4],
+            Activation::Relu,
+        );
+        let layer = Layer::new("block", LayerKind::Separable1d, Separable::new(dw, pw));
+        let names: Vec<String> = layer.tensors().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "block.depthwise.weight",
+                "block.depthwise.bias",
+                "block.pointwise.weight",
+                "block.pointwise.bias"
+            ]
+        );
+        assert_eq!(layer.params(), 6 + 2 + 8 + 4);
+        assert_eq!(layer.weight_count(), 6 + 8);
+        assert_eq!(layer.flops_per_frame(), 2 * (6 + 8));
     }
 }
