@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sepstream_kws::ModelSettings;
 use sepstream_train::evaluate;
 
 /// Options of `sepstream eval`.
@@ -104,7 +105,7 @@ fn decision_of(
     net: &sepstream_nn::Network,
     args: &Args,
 ) -> anyhow::Result<sepstream_audio::DecisionConfig> {
-    let (_, mut decision) = evaluate::configs(net)?;
+    let mut decision = ModelSettings::from_spec(net.spec())?.decision;
     if let Some(t) = args.threshold {
         decision.threshold = t;
     }
@@ -170,7 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clips = clips.into_iter().step_by(k).collect();
     }
     if args.stream {
-        let (fe, _) = evaluate::configs(&net)?;
+        let fe = ModelSettings::from_spec(net.spec())?.frontend;
         let decision = decision_of(&net, &args)?;
         let (samples, words) = if args.background.is_empty() {
             evaluate::build_stream(&clips, fe.sample_rate, args.seed)?
@@ -215,7 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (_, mut decision) = evaluate::configs(&net)?;
+    let mut decision = ModelSettings::from_spec(net.spec())?.decision;
     if let Some(t) = args.clip_tail {
         decision.clip_tail = t;
     }

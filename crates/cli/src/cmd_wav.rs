@@ -1,6 +1,7 @@
 //! `sepstream wav`: every keyword in audio files or standard input (file, keyword, start, end,
-//! score), files in parallel across cores, each streamed block by block through FeatureStream ->
-//! Network::step -> KeywordDetector, events printed as they are found.
+//! score), files in parallel across cores, each streamed block by block through a
+//! [`sepstream_kws::Spotter`] (FeatureStream -> Network::step -> KeywordDetector), events printed
+//! as they are found.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,9 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sepstream_audio::{AudioError, AudioReader, DecisionConfig, FrontendConfig};
-use sepstream_nn::Network;
-use sepstream_train::evaluate::{self, Event, Trace};
+use sepstream_audio::{AudioError, AudioReader};
+use sepstream_kws::{Event, KwsError, KwsModel, Spotter, Trace};
 
 /// Options of `sepstream wav`.
 #[derive(clap::Args)]
@@ -133,9 +133,7 @@ struct FileOutcome {
 }
 
 struct Job<'a> {
-    net: &'a Network,
-    fe: &'a FrontendConfig,
-    de: &'a DecisionConfig,
+    model: &'a KwsModel,
     json: bool,
     printer: &'a Mutex<OrderedPrinter>,
 }
@@ -162,49 +160,38 @@ impl Job<'_> {
             reader.info().sample_rate,
             reader.info().channels
         );
+        let mut spotter = match Spotter::new(self.model, reader.info().sample_rate) {
+            Ok(s) => s,
+            Err(e) => {
+                outcome.error = Some(e.into());
+                return outcome;
+            }
+        };
         let keep = plot.is_some();
+        let labels = &self.model.labels;
         let mut trace = Trace::default();
-        let (frames, posteriors, kept) =
-            (&mut trace.frames, &mut trace.posteriors, &mut trace.events);
         let mut events = 0;
-        let result = evaluate::detect_reader(
-            self.net,
-            self.fe,
-            self.de,
-            &mut reader,
-            |e| {
+        let result = spotter.push_reader(&mut reader, |hop| {
+            if keep {
+                trace.record(hop, labels);
+            }
+            if let Some(h) = &hop.hit {
                 events += 1;
-                let line = event_line(&name, &e, self.json);
+                let line = event_line(&name, &Event::from_hit(h, labels), self.json);
                 if let Ok(mut p) = self.printer.lock() {
                     p.line(index, line);
                 }
-                if keep {
-                    kept.push(e);
-                }
-            },
-            |t, frame, out| {
-                if keep {
-                    frames.push((t, frame.to_vec()));
-                    if let Some(o) = out {
-                        posteriors.push((t, o.to_vec()));
-                    }
-                }
-            },
-        );
+            }
+        });
         outcome.events = events;
         outcome.seconds = reader.seconds_read();
         if let Err(e) = result {
             outcome.error = Some(describe(e, outcome.events, outcome.seconds));
         }
         if let Some(png) = plot {
-            let title = format!("{name} ({})", self.net.spec().name);
-            match crate::wav_plot::draw(
-                &trace,
-                &self.net.spec().labels,
-                self.de.threshold,
-                &title,
-                png,
-            ) {
+            let title = format!("{name} ({})", self.model.spec().name);
+            match crate::wav_plot::draw(&trace, labels, self.model.decision.threshold, &title, png)
+            {
                 Ok(()) => eprintln!("{name}: plot in {}", png.display()),
                 Err(e) => {
                     if outcome.error.is_none() {
@@ -218,11 +205,14 @@ impl Job<'_> {
 }
 
 /// The error of a file, saying what was kept when it broke part of the way in.
-fn describe(e: AudioError, events: usize, seconds: f64) -> anyhow::Error {
+fn describe(e: KwsError, events: usize, seconds: f64) -> anyhow::Error {
     match e {
-        AudioError::Truncated { .. } | AudioError::Damaged { .. } => anyhow::anyhow!(
-            "{e} (after {seconds:.2} s of audio; the {events} events before it are printed)"
-        ),
+        KwsError::Read(e @ (AudioError::Truncated { .. } | AudioError::Damaged { .. })) => {
+            anyhow::anyhow!(
+                "{e} (after {seconds:.2} s of audio; the {events} events before it are printed)"
+            )
+        }
+        KwsError::Read(other) => other.into(),
         other => other.into(),
     }
 }
@@ -232,8 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if stdin_uses > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
-    let (fe, de) = evaluate::configs(&net)?;
+    let (model, _) = crate::model_arg::keyword_model(args.model.as_deref())?;
     let n = args.files.len();
     if let Some(p) = &args.plot {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
@@ -266,9 +255,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let printer = Mutex::new(OrderedPrinter::new(n));
     let job = Job {
-        net: &net,
-        fe: &fe,
-        de: &de,
+        model: &model,
         json: args.json,
         printer: &printer,
     };

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use sepstream_kws::KwsModel;
 use sepstream_nn::bundled::ModelSource;
 use sepstream_nn::Network;
 
@@ -23,4 +24,13 @@ pub fn network(arg: Option<&Path>, default: &str) -> anyhow::Result<(Network, St
 /// The keyword model `arg` names, or the bundled default keyword model.
 pub fn keyword_network(arg: Option<&Path>) -> anyhow::Result<(Network, String)> {
     network(arg, sepstream_nn::bundled::DEFAULT_KEYWORD_MODEL)
+}
+
+/// The keyword model `arg` names (or the bundled default) with its front end and decision
+/// settings, checked against each other; with the name to show in messages.
+pub fn keyword_model(arg: Option<&Path>) -> anyhow::Result<(KwsModel, String)> {
+    let (net, name) = keyword_network(arg)?;
+    let model =
+        KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?;
+    Ok((model, name))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
-use sepstream_train::evaluate::Trace;
+use sepstream_kws::Trace;
 
 const SIZE: (u32, u32) = (1400, 800);
 

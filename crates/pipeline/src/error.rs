@@ -62,24 +62,6 @@ pub enum PipelineError {
         /// The grace period.
         grace_ms: u64,
     },
-    /// The keyword model could not be loaded or built (the cause says why).
-    #[error("keyword model {origin}")]
-    Model {
-        /// Spec file, `bundled:NAME` or the model's name.
-        origin: String,
-        /// What sepstream-nn found.
-        #[source]
-        source: Arc<sepstream_nn::NnError>,
-    },
-    /// A model's front end or decision settings are invalid (the cause says why).
-    #[error("keyword model {model}: its [frontend] or [decision] settings")]
-    ModelSettings {
-        /// The model's name.
-        model: String,
-        /// What sepstream-audio found.
-        #[source]
-        source: Arc<sepstream_audio::AudioError>,
-    },
     /// The zenoh network could not be joined or used (the cause is zenoh's error).
     #[error("zenoh: {what}")]
     Network {

@@ -1,122 +1,19 @@
-//! The inference stage of keyword spotting: audio blocks at the device rate through the front end
-//! (`FeatureStream`, which resamples), the streaming network (`Network::step`) and the keyword
-//! decisions (`KeywordDetector::push_hit`), one hop at a time, allocating nothing per hop.
-//! Events leave as `Copy` [`KwsHit`]s; the actuation side gives them their names.
+//! The inference stage of keyword spotting: audio blocks at the device rate through a
+//! [`sepstream_kws::Spotter`] (front end, which resamples; streaming network; keyword
+//! decisions), one hop at a time, allocating nothing per hop. Events leave as `Copy`
+//! [`KwsHit`]s; the actuation side gives them their names.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use sepstream_audio::{DecisionConfig, FeatureStream, FrontendConfig, KeywordDetector};
-use sepstream_nn::{ModelSpec, Network, NetworkState};
+pub use sepstream_kws::KwsModel;
+use sepstream_kws::Spotter;
 
 use crate::capture::AudioBlock;
-use crate::error::{PipelineError, StageError};
+use crate::error::StageError;
 use crate::event::{unix_now, Detection};
 use crate::stage::{Outbox, Stage};
-
-fn model_error(origin: impl std::fmt::Display, e: sepstream_nn::NnError) -> PipelineError {
-    PipelineError::Model {
-        origin: origin.to_string(),
-        source: Arc::new(e),
-    }
-}
-
-fn settings(model: &str, e: sepstream_audio::AudioError) -> PipelineError {
-    PipelineError::ModelSettings {
-        model: model.to_string(),
-        source: Arc::new(e),
-    }
-}
-
-/// A keyword model ready to run: network, front end, decision settings, labels.
-#[derive(Clone)]
-pub struct KwsModel {
-    /// The network (shared, immutable).
-    pub net: Arc<Network>,
-    /// Front end settings (the spec's `[frontend]`, defaults when absent).
-    pub frontend: FrontendConfig,
-    /// Decision settings (the spec's `[decision]`, defaults when absent).
-    pub decision: DecisionConfig,
-    /// Output labels.
-    pub labels: Vec<String>,
-    /// Whether the weights are random (no trained weights were found).
-    pub random: bool,
-}
-
-impl KwsModel {
-    /// Builds the model around a network.
-    pub fn from_network(net: Network, random: bool) -> Result<Self, PipelineError> {
-        let spec = net.spec().clone();
-        let frontend = match &spec.frontend {
-            Some(t) => FrontendConfig::from_table(t).map_err(|e| settings(&spec.name, e))?,
-            None => FrontendConfig::default(),
-        };
-        let decision = match &spec.decision {
-            Some(t) => DecisionConfig::from_table(t).map_err(|e| settings(&spec.name, e))?,
-            None => DecisionConfig::default(),
-        };
-        let out = net.output_shape();
-        if out.width * out.channels != spec.labels.len() {
-            return Err(PipelineError::Setup(format!(
-                "model {:?}: output has {} values but {} labels",
-                spec.name,
-                out.width * out.channels,
-                spec.labels.len()
-            )));
-        }
-        let feat = frontend.feature_len();
-        let inp = net.input_shape();
-        if inp.width * inp.channels != feat {
-            return Err(PipelineError::Setup(format!(
-                "model {:?}: input frame has {} values but the front end makes {feat}",
-                spec.name,
-                inp.width * inp.channels
-            )));
-        }
-        Ok(KwsModel {
-            net: Arc::new(net),
-            frontend,
-            decision,
-            labels: spec.labels.clone(),
-            random,
-        })
-    }
-
-    /// Loads a spec and its trained weights. With `random_if_missing`, a spec whose weights file
-    /// is absent gets deterministic random weights instead (plumbing runs; detections meaningless).
-    pub fn load(spec_path: &Path, random_if_missing: bool) -> Result<Self, PipelineError> {
-        let spec = ModelSpec::load(spec_path).map_err(|e| model_error(spec_path.display(), e))?;
-        let weights_present = spec.weights.as_ref().is_some_and(|w| {
-            let p = spec_path.parent().unwrap_or(Path::new(".")).join(w);
-            p.is_file()
-        });
-        if !weights_present && random_if_missing {
-            let net = Network::random(spec, 1).map_err(|e| model_error(spec_path.display(), e))?;
-            return Self::from_network(net, true);
-        }
-        let net = Network::load(spec_path).map_err(|e| model_error(spec_path.display(), e))?;
-        Self::from_network(net, false)
-    }
-
-    /// The keyword model compiled into the library (`sepstream_nn::bundled`, the one `sepstream
-    /// listen` uses by default): one call, no files needed.
-    pub fn bundled_default() -> Result<Self, PipelineError> {
-        let name = sepstream_nn::bundled::DEFAULT_KEYWORD_MODEL;
-        let model = sepstream_nn::bundled::find(name)
-            .ok_or_else(|| PipelineError::Setup(format!("no bundled model {name:?}")))?;
-        let net = model
-            .network()
-            .map_err(|e| model_error(format!("bundled:{name}"), e))?;
-        Self::from_network(net, false)
-    }
-
-    /// Seconds between posterior frames (front end hop times the network's time stride).
-    pub fn posterior_period(&self) -> f64 {
-        self.net.time_stride().max(1) as f64 / self.frontend.frame_rate()
-    }
-}
 
 /// A keyword decision as it leaves the inference stage (no allocation): label index and times.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -205,36 +102,40 @@ impl Meter {
 /// The inference stage: [`AudioBlock`] in, [`KwsHit`] out.
 pub struct KwsStage {
     model: KwsModel,
-    state: NetworkState,
-    stream: Option<FeatureStream>,
-    detector: KeywordDetector,
+    spotter: Option<Spotter>,
     expected: Option<u64>,
-    offset_s: f64,
     meter: Arc<Meter>,
 }
 
+/// `e` and its causes, one after the other.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl KwsStage {
-    /// A stage running `model`; the feature stream is made for the device rate of the first block.
+    /// A stage running `model`; the spotter is made for the device rate of the first block.
     pub fn new(model: KwsModel, meter: Arc<Meter>) -> Self {
-        let detector =
-            KeywordDetector::new(&model.decision, &model.labels, model.posterior_period());
         KwsStage {
-            state: model.net.new_state(),
             model,
-            stream: None,
-            detector,
+            spotter: None,
             expected: None,
-            offset_s: 0.0,
             meter,
         }
     }
 
     /// Prepares for blocks at `rate` (allocates; done on the first block or a rate change).
     pub fn prepare(&mut self, rate: u32) -> Result<(), StageError> {
-        if self.stream.as_ref().map(|s| s.input_rate()) != Some(rate) {
-            let fs = FeatureStream::new(&self.model.frontend, rate)
-                .map_err(|e| StageError::new(format!("front end at {rate} Hz: {e}")))?;
-            self.stream = Some(fs);
+        if self.spotter.as_ref().map(Spotter::input_rate) != Some(rate) {
+            let spotter =
+                Spotter::new(&self.model, rate).map_err(|e| StageError::new(with_causes(&e)))?;
+            self.spotter = Some(spotter);
             self.expected = None;
         }
         Ok(())
@@ -242,57 +143,47 @@ impl KwsStage {
 
     /// Runs one block; calls `emit` per keyword decision. After [`KwsStage::prepare`] for the
     /// block's rate, allocates nothing (the steady-state hop). A gap in the timeline (audio
-    /// dropped upstream) resets the stream, network state and detector so stale context is gone.
+    /// dropped upstream) resets the spotter (front end, network state, detector) so stale
+    /// context is gone; times stay in the capture timeline.
     pub fn process_block(
         &mut self,
         block: &AudioBlock,
         mut emit: impl FnMut(KwsHit),
     ) -> Result<(), StageError> {
         self.prepare(block.rate)?;
-        let rate = block.rate as f64;
-        if self.expected != Some(block.start_sample) {
-            if self.expected.is_some() {
-                self.meter.resets.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Some(s) = self.stream.as_mut() {
-                s.reset();
-            }
-            self.state.reset();
-            self.detector.reset();
-            self.offset_s = block.start_sample as f64 / rate;
-        }
-        self.expected = Some(block.start_sample + block.len as u64);
-        let samples = block.samples();
-        let peak = samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
-        self.meter.level.store(peak.to_bits(), Ordering::Relaxed);
         let KwsStage {
-            model,
-            state,
-            stream,
-            detector,
-            offset_s,
+            spotter,
+            expected,
             meter,
             ..
         } = self;
-        let Some(stream) = stream.as_mut() else {
+        let Some(spotter) = spotter.as_mut() else {
             return Ok(());
         };
-        let net = &model.net;
-        let offset = *offset_s;
+        if *expected != Some(block.start_sample) {
+            if expected.is_some() {
+                meter.resets.fetch_add(1, Ordering::Relaxed);
+            }
+            spotter.reset_at(block.start_sample as f64 / block.rate as f64);
+        }
+        *expected = Some(block.start_sample + block.len as u64);
+        let samples = block.samples();
+        let peak = samples.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+        meter.level.store(peak.to_bits(), Ordering::Relaxed);
         let captured_at: Instant = block.captured_at;
-        stream.push(samples, |t, frame| {
-            if let Some(post) = net.step(state, frame) {
+        spotter.push_hops(samples, |hop| {
+            if let Some(post) = hop.posteriors {
                 meter.update(post);
-                if let Some(h) = detector.push_hit(offset + t, post) {
-                    emit(KwsHit {
-                        label: h.label_index,
-                        start: h.start,
-                        end: h.end,
-                        score: h.score,
-                        decided_at: unix_now(),
-                        latency_ms: captured_at.elapsed().as_secs_f64() * 1e3,
-                    });
-                }
+            }
+            if let Some(h) = hop.hit {
+                emit(KwsHit {
+                    label: h.label_index,
+                    start: h.start,
+                    end: h.end,
+                    score: h.score,
+                    decided_at: unix_now(),
+                    latency_ms: captured_at.elapsed().as_secs_f64() * 1e3,
+                });
             }
         });
         Ok(())

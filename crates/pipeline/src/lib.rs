@@ -5,7 +5,8 @@
 //!   [`Running::shutdown`] stops cleanly and reports the first stage error or panic.
 //! - [`CaptureSource`]: microphone (cpal -> SPSC ring, see `sepstream_audio::mic`) or a simulated
 //!   one, cut into [`AudioBlock`]s stamped in the audio timeline.
-//! - [`KwsStage`]: front end + streaming network + keyword decisions, one hop at a time.
+//! - [`KwsStage`]: a [`sepstream_kws::Spotter`] (front end + streaming network + keyword
+//!   decisions) on the inference thread, one hop at a time; [`KwsModel`] is sepstream-kws's.
 //! - [`listen`]: the whole `sepstream listen` chain (capture -> inference -> actuation), in one
 //!   process or split across processes.
 //! - [`wire`]: the messages of edges that cross processes; `remote` (feature `zenoh`): those

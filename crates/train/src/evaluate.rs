@@ -1,5 +1,5 @@
-//! Evaluation with the streaming engine (sepstream-nn `step` over sepstream-audio `FeatureStream`
-//! frames), per clip (accuracy, per-class precision/recall, confusion) and over one long stream of
+//! Evaluation with the streaming engine (a [`sepstream_kws::Spotter`]: sepstream-nn `step` over
+//! sepstream-audio `FeatureStream` frames, then the keyword detector), per clip (accuracy, per-class precision/recall, confusion) and over one long stream of
 //! concatenated clips with background gaps (detection rate, false accepts per hour, delay).
 //! Models made for fixed windows (imported graphs) can also be judged as they were built:
 //! each clip one fresh window through [`Network::forward_window`] ([`ClipMode::Window`]).
@@ -9,24 +9,20 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sepstream_audio::{
-    resample_clip, DecisionConfig, FeatureExtractor, FeatureStream, FrontendConfig, KeywordDetector,
-};
+use sepstream_audio::{resample_clip, DecisionConfig, FeatureExtractor, FrontendConfig};
+use sepstream_kws::{Hop, ModelSettings, Spotter};
 use sepstream_nn::Network;
 use serde::Serialize;
 
 use crate::dataset::{Clip, SILENCE, UNKNOWN};
 use crate::TrainError;
 
-/// The front end and decision settings of a network's spec.
+pub use sepstream_kws::{Event, Trace};
+
+/// The front end and decision settings of a network's spec ([`ModelSettings::from_spec`]).
 pub fn configs(net: &Network) -> Result<(FrontendConfig, DecisionConfig), TrainError> {
-    let empty = toml::Table::new();
-    let spec = net.spec();
-    let fe = FrontendConfig::from_table(spec.frontend.as_ref().unwrap_or(&empty))
-        .map_err(|e| TrainError::Spec(e.to_string()))?;
-    let de = DecisionConfig::from_table(spec.decision.as_ref().unwrap_or(&empty))
-        .map_err(|e| TrainError::Spec(e.to_string()))?;
-    Ok((fe, de))
+    let ModelSettings { frontend, decision } = ModelSettings::from_spec(net.spec())?;
+    Ok((frontend, decision))
 }
 
 /// Runs the streaming engine over `samples` (at `rate`) from a reset state, then over `tail`
@@ -38,20 +34,20 @@ pub fn classify_samples(
     rate: u32,
     tail: f64,
 ) -> Result<Option<Vec<f32>>, TrainError> {
-    let mut fs = FeatureStream::new(fe, rate).map_err(|e| TrainError::Data(e.to_string()))?;
-    let mut st = net.new_state();
+    // No keyword decisions are read here: the detector runs with the default settings.
+    let mut spotter = Spotter::with_network(net, fe, &DecisionConfig::default(), rate)?;
     let mut last: Option<Vec<f32>> = None;
-    let mut on = |_t: f64, fr: &[f32]| {
-        if let Some(o) = net.step(&mut st, fr) {
+    let mut on = |hop: &Hop<'_>| {
+        if let Some(o) = hop.posteriors {
             match &mut last {
                 Some(v) => v.copy_from_slice(o),
                 None => last = Some(o.to_vec()),
             }
         }
     };
-    fs.push(samples, &mut on);
-    fs.push(&vec![0.0; tail_samples(tail, rate)], &mut on);
-    fs.finish(&mut on);
+    spotter.push_hops(samples, &mut on);
+    spotter.push_hops(&vec![0.0; tail_samples(tail, rate)], &mut on);
+    spotter.finish_hops(&mut on);
     Ok(last)
 }
 
@@ -356,17 +352,8 @@ pub fn eval_stream(
     })
 }
 
-/// One keyword event.
-#[derive(Clone, Debug, Serialize)]
-pub struct Event {
-    pub keyword: String,
-    pub label_index: usize,
-    pub start: f64,
-    pub end: f64,
-    pub score: f32,
-}
-
-/// Keyword events of a whole signal through FeatureStream -> Network::step -> KeywordDetector.
+/// Keyword events of a whole signal through the [`Spotter`] (FeatureStream -> Network::step ->
+/// KeywordDetector).
 pub fn detect(
     net: &Network,
     fe: &FrontendConfig,
@@ -374,17 +361,7 @@ pub fn detect(
     samples: &[f32],
     rate: u32,
 ) -> Result<Vec<Event>, TrainError> {
-    run_detector(net, fe, de, samples, rate, |_, _, _| {})
-}
-
-/// What the detector saw and said over a whole signal (for plots).
-#[derive(Clone, Debug, Default)]
-pub struct Trace {
-    /// Every feature frame the model got: (time in s, features).
-    pub frames: Vec<(f64, Vec<f32>)>,
-    /// Every model output: (time in s, posteriors per label).
-    pub posteriors: Vec<(f64, Vec<f32>)>,
-    pub events: Vec<Event>,
+    run_detector(net, fe, de, samples, rate, |_| {})
 }
 
 /// [`detect`], keeping every feature frame and posterior as well.
@@ -395,110 +372,47 @@ pub fn trace(
     samples: &[f32],
     rate: u32,
 ) -> Result<Trace, TrainError> {
-    let mut frames = Vec::new();
-    let mut posteriors = Vec::new();
-    let events = run_detector(net, fe, de, samples, rate, |t, frame, out| {
-        frames.push((t, frame.to_vec()));
-        if let Some(o) = out {
-            posteriors.push((t, o.to_vec()));
-        }
-    })?;
-    Ok(Trace {
-        frames,
-        posteriors,
-        events,
-    })
+    let mut trace = Trace::default();
+    let labels = &net.spec().labels;
+    run_detector(net, fe, de, samples, rate, |hop| trace.record(hop, labels))?;
+    Ok(trace)
 }
 
-/// Streams `samples` through the model and the decision stage; `seen(time, frame, output)` is
-/// called for every feature frame.
+/// Streams `samples` through a [`Spotter`] in blocks of 4096; `seen` is called for every hop.
 fn run_detector(
     net: &Network,
     fe: &FrontendConfig,
     de: &DecisionConfig,
     samples: &[f32],
     rate: u32,
-    mut seen: impl FnMut(f64, &[f32], Option<&[f32]>),
+    mut seen: impl FnMut(&Hop<'_>),
 ) -> Result<Vec<Event>, TrainError> {
-    let mut fs = FeatureStream::new(fe, rate).map_err(|e| TrainError::Data(e.to_string()))?;
-    let period = net.time_stride() as f64 / fe.frame_rate();
-    let mut det = KeywordDetector::new(de, &net.spec().labels, period);
-    let mut st = net.new_state();
+    let mut spotter = Spotter::with_network(net, fe, de, rate)?;
+    let labels = &net.spec().labels;
     let mut events = Vec::new();
-    let mut on = |t: f64, fr: &[f32]| {
-        let out = net.step(&mut st, fr);
-        seen(t, fr, out);
-        if let Some(o) = out {
-            if let Some(e) = det.push(t, o) {
-                events.push(Event {
-                    keyword: e.keyword,
-                    label_index: e.label_index,
-                    start: e.start,
-                    end: e.end,
-                    score: e.score,
-                });
-            }
+    let mut on = |hop: &Hop<'_>| {
+        seen(hop);
+        if let Some(h) = &hop.hit {
+            events.push(Event::from_hit(h, labels));
         }
     };
     for block in samples.chunks(4096) {
-        fs.push(block, &mut on);
+        spotter.push_hops(block, &mut on);
     }
-    fs.finish(&mut on);
+    spotter.finish_hops(&mut on);
     Ok(events)
 }
 
-/// Streams an audio source block by block through FeatureStream -> Network::step ->
-/// KeywordDetector: `on_event` gets each event as soon as it is decided and `seen(time, frame,
-/// output)` every feature frame. Memory does not grow with the length of the source (an hour of
-/// audio or an endless pipe).
-///
-/// When the source turns out to be damaged or cut part of the way in, every event before the
-/// damage has been passed to `on_event` by the time the error is returned.
-pub fn detect_reader(
-    net: &Network,
-    fe: &FrontendConfig,
-    de: &DecisionConfig,
-    reader: &mut sepstream_audio::AudioReader,
-    mut on_event: impl FnMut(Event),
-    mut seen: impl FnMut(f64, &[f32], Option<&[f32]>),
-) -> Result<(), sepstream_audio::AudioError> {
-    let mut fs = FeatureStream::new(fe, reader.info().sample_rate)?;
-    let period = net.time_stride() as f64 / fe.frame_rate();
-    let mut det = KeywordDetector::new(de, &net.spec().labels, period);
-    let mut st = net.new_state();
-    let mut on = |t: f64, fr: &[f32]| {
-        let out = net.step(&mut st, fr);
-        seen(t, fr, out);
-        if let Some(o) = out {
-            if let Some(e) = det.push(t, o) {
-                on_event(Event {
-                    keyword: e.keyword,
-                    label_index: e.label_index,
-                    start: e.start,
-                    end: e.end,
-                    score: e.score,
-                });
-            }
-        }
-    };
-    let mut block = Vec::with_capacity(sepstream_audio::DEFAULT_BLOCK);
-    loop {
-        match reader.read_block(&mut block) {
-            Ok(0) => break,
-            Ok(_) => fs.push(&block, &mut on),
-            Err(e) => {
-                fs.finish(&mut on);
-                return Err(e);
-            }
-        }
+/// `e` and its causes, one after the other.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
     }
-    fs.finish(&mut on);
-    if reader.frames_read() == 0 {
-        return Err(sepstream_audio::AudioError::Empty {
-            path: reader.path().to_path_buf(),
-        });
-    }
-    Ok(())
+    text
 }
 
 /// Clips of a folder, for evaluation.
@@ -578,18 +492,19 @@ pub fn eval_false_accepts(
                 Ok(r) => r,
                 Err(e) => return (events, 0.0, Some(e.to_string())),
             };
-            let r = detect_reader(
-                net,
-                &fe,
-                decision,
-                &mut reader,
-                |e| events.push(e.label_index),
-                |_, _, _| {},
-            );
+            let rate = reader.info().sample_rate;
+            let r = match Spotter::with_network(net, &fe, decision, rate) {
+                Ok(mut spotter) => spotter.push_reader(&mut reader, |hop| {
+                    if let Some(h) = &hop.hit {
+                        events.push(h.label_index);
+                    }
+                }),
+                Err(e) => Err(e),
+            };
             (
                 events,
                 reader.seconds_read(),
-                r.err().map(|e| e.to_string()),
+                r.err().map(|e| with_causes(&e)),
             )
         })
         .collect();

@@ -31,6 +31,15 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Nn(#[from] sepstream_nn::NnError),
+    /// A keyword model's settings, or the spotter made for it.
+    #[error(transparent)]
+    Kws(Box<sepstream_kws::KwsError>),
+}
+
+impl From<sepstream_kws::KwsError> for TrainError {
+    fn from(e: sepstream_kws::KwsError) -> Self {
+        TrainError::Kws(Box::new(e))
+    }
 }
 
 impl TrainError {

@@ -10,7 +10,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sepstream_audio::{DecisionConfig, FeatureExtractor, FrontendConfig};
+use sepstream_audio::{FeatureExtractor, FrontendConfig};
+use sepstream_kws::ModelSettings;
 use sepstream_nn::ModelSpec;
 
 use crate::augment::{self, AugmentConfig};
@@ -279,9 +280,11 @@ pub fn train(
     log: &mut dyn FnMut(&str),
 ) -> Result<Trained, TrainError> {
     let start = Instant::now();
-    let empty = toml::Table::new();
-    let mut fe = FrontendConfig::from_table(template.frontend.as_ref().unwrap_or(&empty))
-        .map_err(|e| TrainError::Spec(e.to_string()))?;
+    // The template's [frontend] and [decision], with the defaults every keyword model shares.
+    let ModelSettings {
+        frontend: mut fe,
+        decision,
+    } = ModelSettings::from_spec(template)?;
     fe.mean = None;
     fe.std = None;
     let f = fe.feature_len();
@@ -295,8 +298,6 @@ pub fn train(
     let rate = fe.sample_rate;
     let clip_len = rate as usize;
     // Clips are classified `clip_tail` seconds after their end, in training as in evaluation.
-    let decision = DecisionConfig::from_table(template.decision.as_ref().unwrap_or(&empty))
-        .map_err(|e| TrainError::Spec(e.to_string()))?;
     let tail = crate::evaluate::tail_samples(decision.clip_tail, rate);
 
     let mut all = dataset::scan(data)?;
@@ -586,8 +587,8 @@ fn load_teacher(
     template: &ModelSpec,
 ) -> Result<sepstream_nn::Network, TrainError> {
     let net = sepstream_nn::Network::load(path)?;
-    let (tfe, _) = crate::evaluate::configs(&net)?;
-    if &tfe != fe {
+    let teacher = ModelSettings::from_spec(net.spec())?;
+    if &teacher.frontend != fe {
         return Err(TrainError::Spec(format!(
             "teacher {}: its [frontend] differs from this run's (train it on the same split, with the same front end)",
             path.display()

@@ -1,0 +1,152 @@
+//! The Spotter's behaviour: block sizes do not matter, `reset_at` moves the timeline, the bundled
+//! model finds the sample file's keywords at the times `sepstream wav` prints, and the model
+//! bundle checks its parts against each other.
+
+use sepstream_kws::{Event, KwsError, KwsModel, ModelSettings, Spotter, Trace};
+use sepstream_nn::{ModelSpec, Network};
+use sepstream_testkit::repo_root;
+
+/// The posteriors (with their times) and events of `samples` pushed in blocks of `block` (0 =
+/// all at once).
+fn hops(model: &KwsModel, samples: &[f32], block: usize) -> (Vec<(f64, Vec<f32>)>, Vec<Event>) {
+    let mut spotter = Spotter::new(model, model.frontend.sample_rate).unwrap();
+    let mut trace = Trace::default();
+    let labels = model.labels.clone();
+    let size = if block == 0 { samples.len() } else { block };
+    for chunk in samples.chunks(size) {
+        spotter.push_hops(chunk, |hop| trace.record(hop, &labels));
+    }
+    spotter.finish_hops(|hop| trace.record(hop, &labels));
+    (trace.posteriors, trace.events)
+}
+
+fn sample() -> (Vec<f32>, u32) {
+    sepstream_audio::read_audio(&repo_root().join("assets/sample_keywords.wav"))
+        .expect("the sample file reads")
+}
+
+#[test]
+fn block_sizes_do_not_change_frames_posteriors_or_events() {
+    let model = KwsModel::bundled_default().unwrap();
+    let (samples, rate) = sample();
+    assert_eq!(rate, model.frontend.sample_rate);
+    let whole = hops(&model, &samples, 0);
+    assert!(!whole.1.is_empty());
+    for block in [1, 37, 160, 4096] {
+        let cut = hops(&model, &samples, block);
+        assert_eq!(cut.0, whole.0, "posteriors with blocks of {block}");
+        assert_eq!(cut.1, whole.1, "events with blocks of {block}");
+    }
+}
+
+#[test]
+fn the_sample_file_gives_its_four_keywords_at_the_printed_times() {
+    let model = KwsModel::bundled_default().unwrap();
+    let (samples, rate) = sample();
+    let mut spotter = Spotter::new(&model, rate).unwrap();
+    let mut events = Vec::new();
+    for chunk in samples.chunks(4096) {
+        spotter.push(chunk, |h| events.push(spotter_event(&model, &h)));
+    }
+    spotter.finish(|h| events.push(spotter_event(&model, &h)));
+    let got: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {:.2} {:.2} {:.3}", e.keyword, e.start, e.end, e.score))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "yes 1.43 1.57 0.658",
+            "stop 3.53 3.65 0.645",
+            "left 5.45 5.57 0.601",
+            "go 7.37 7.47 0.672"
+        ]
+    );
+}
+
+fn spotter_event(model: &KwsModel, hit: &sepstream_kws::KeywordHit) -> Event {
+    Event::from_hit(hit, &model.labels)
+}
+
+#[test]
+fn reset_at_moves_every_time_by_the_origin_and_forgets_the_past() {
+    let model = KwsModel::bundled_default().unwrap();
+    let (samples, rate) = sample();
+    let mut spotter = Spotter::new(&model, rate).unwrap();
+    let mut first = Vec::new();
+    spotter.push(&samples, |h| first.push(h));
+    assert!(!first.is_empty());
+    // Some unrelated audio, then a reset: nothing of it may leak into the second run.
+    spotter.push(&samples[..rate as usize], |_| {});
+    spotter.reset_at(100.0);
+    let mut second = Vec::new();
+    spotter.push(&samples, |h| second.push(h));
+    assert_eq!(first.len(), second.len());
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a.label_index, b.label_index);
+        assert_eq!(a.score, b.score);
+        assert!((b.start - a.start - 100.0).abs() < 1e-9, "{a:?} {b:?}");
+        assert!((b.end - a.end - 100.0).abs() < 1e-9, "{a:?} {b:?}");
+    }
+}
+
+#[test]
+fn the_bundle_reads_the_specs_settings_and_checks_its_parts() {
+    let model = KwsModel::bundled_default().unwrap();
+    let settings = ModelSettings::from_spec(model.spec()).unwrap();
+    assert_eq!(settings.frontend, model.frontend);
+    assert_eq!(settings.decision, model.decision);
+    assert_eq!(model.labels, model.spec().labels);
+    assert!(!model.random);
+    let period = model.posterior_period();
+    assert!(period > 0.0 && period <= 0.1, "{period}");
+
+    assert!(matches!(
+        KwsModel::bundled("no_such_model"),
+        Err(KwsError::NotBundled { .. })
+    ));
+
+    // A spec without [frontend] gets the default front end (40 log-mel bands): a network
+    // reading 10 MFCCs does not fit it.
+    let mut spec = ModelSpec::load(&repo_root().join("configs/kws_dscnn.toml")).unwrap();
+    spec.frontend = None;
+    let net = Network::random(spec, 1).unwrap();
+    assert!(matches!(
+        KwsModel::from_network(net, true),
+        Err(KwsError::Features {
+            inputs: 10,
+            features: 40,
+            ..
+        })
+    ));
+
+    // A spec with a bad [decision] table names the model and keeps the cause.
+    let mut spec = ModelSpec::load(&repo_root().join("configs/kws_dscnn.toml")).unwrap();
+    spec.decision
+        .as_mut()
+        .unwrap()
+        .insert("threshold".into(), toml::Value::Float(2.0));
+    let e = ModelSettings::from_spec(&spec).unwrap_err();
+    assert!(matches!(e, KwsError::Settings { .. }), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn a_reader_at_another_rate_is_refused() {
+    let model = KwsModel::bundled_default().unwrap();
+    let mut spotter = Spotter::new(&model, 48_000).unwrap();
+    let mut reader =
+        sepstream_audio::AudioReader::open(&repo_root().join("assets/sample_keywords.wav"))
+            .unwrap();
+    let e = spotter.push_reader(&mut reader, |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            KwsError::InputRate {
+                expected: 48_000,
+                actual: 16_000
+            }
+        ),
+        "{e}"
+    );
+}
