@@ -8,11 +8,14 @@
 //! - [`KwsStage`]: front end + streaming network + keyword decisions, one hop at a time.
 //! - [`listen`]: the whole `sepstream listen` chain (capture -> inference -> actuation), in one
 //!   process or split across processes.
+//! - [`deadline`]: the deadline harness (per-hop and per-item latency percentiles against a
+//!   deadline, misses, allocations) of `sepstream bench` and the benches.
 //! - [`wire`]: the messages of edges that cross processes; `remote` (feature `zenoh`): those
 //!   edges over zenoh.
 
 pub mod capture;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod kws;
