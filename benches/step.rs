@@ -15,7 +15,10 @@
 //! - `chain/samples_to_decision_hop`: the same hop, then `Network::step` on the frame it yields,
 //!   then the decision (argmax over the posteriors; the keyword detector is not in yet).
 //!
-//! After the run it prints both ratios from this run's criterion estimates.
+//! After the run it prints both ratios from this run's criterion estimates, then the tail of a
+//! hop from the deadline harness `sepstream bench` uses (`sepstream_pipeline::deadline`): one
+//! minute of synthetic audio through front end, network and decision, p50 / p99 / p99.9 / max
+//! against the hop deadline and the bytes allocated per hop.
 
 mod common;
 
@@ -25,6 +28,12 @@ use std::time::SystemTime;
 
 use sepstream_audio::{FeatureStream, FrontendConfig};
 use sepstream_nn::{ModelSpec, Network};
+use sepstream_pipeline::deadline::{measure_hops, AllocCount, AllocProbe, HopRun, Percentiles};
+use sepstream_testkit::{thread_stats, CountingAlloc};
+
+/// Counts allocations per thread, for the deadline figures' bytes per hop.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Deterministic MFCC-like input frames.
 fn frames(n: usize, len: usize) -> Vec<f32> {
@@ -167,6 +176,46 @@ fn report(since: SystemTime) {
     }
 }
 
+/// The per-hop tail of the whole chain from the deadline harness, as `sepstream bench` measures it.
+fn deadline_figures() {
+    let net = ds_cnn();
+    let run = HopRun {
+        audio_seconds: 60.0,
+        ..HopRun::default()
+    };
+    let probe: AllocProbe = || {
+        let s = thread_stats();
+        AllocCount {
+            allocations: s.allocations,
+            bytes: s.bytes,
+        }
+    };
+    let h = match measure_hops(&net, &run, Some(probe)) {
+        Ok(h) => h,
+        Err(e) => {
+            println!("deadline harness: {e}");
+            return;
+        }
+    };
+    println!(
+        "\ndeadline harness (sepstream_pipeline::deadline): {:.0} s of audio, {} hops of {} samples against {:.0} us, as fast as possible",
+        h.audio_seconds, h.hops, h.hop_samples, h.hop_deadline_us
+    );
+    let row = |name: &str, p: &Percentiles| {
+        println!(
+            "  {name:<12} p50 {:>8.1} us  p99 {:>8.1} us  p99.9 {:>8.1} us  max {:>8.1} us",
+            p.p50_us, p.p99_us, p.p999_us, p.max_us
+        )
+    };
+    row("hop compute", &h.compute);
+    println!(
+        "  deadline misses {}, real-time factor {:.5}, bytes allocated per hop {:.3}",
+        h.deadline_misses,
+        h.real_time_factor,
+        h.bytes_allocated_per_hop.unwrap_or(f64::NAN)
+    );
+}
+
 fn main() {
     let since = SystemTime::now();
     let mut c = common::criterion();
@@ -174,4 +223,8 @@ fn main() {
     bench_chain(&mut c);
     c.final_summary();
     report(since);
+    // Only in a measuring run (`cargo bench`), not when `cargo test --benches` runs each once.
+    if std::env::args().any(|a| a == "--bench") {
+        deadline_figures();
+    }
 }

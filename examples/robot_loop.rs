@@ -7,16 +7,16 @@
 //! cargo run --release --example robot_loop -- --seed 4 --rate 1000 --plot robot.png
 //! ```
 //! The commands are a script ("go", a left turn, "go" again, "stop"); `sepstream robot --sim`
-//! is the full command-line version.
+//! is the full command-line version; both set the robot up and run it with
+//! `sepstream_pipeline::voice_robot`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use sepstream::vision::perception::DepthPerception;
-use sepstream::vision::rt::{run_realtime, scripted_feed, RtConfig};
-use sepstream::vision::sim::{parse_command_script, pose_facing_obstacle, run_sim, SimConfig};
-use sepstream::vision::{DepthNoise, DiffDrive, SimDepthCamera, World, WorldParams};
+use sepstream::nn::Network;
+use sepstream::pipeline::voice_robot::{RobotCommands, RobotRun, RobotScene};
+use sepstream::vision::sim::parse_command_script;
 
 fn main() -> anyhow::Result<()> {
     let (mut seed, mut rate, mut realtime, mut plot) = (1u64, 200.0f64, false, None::<PathBuf>);
@@ -33,43 +33,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/depth_sectors.toml");
-    let drive = DiffDrive::default();
-    let world = Arc::new(World::random(&WorldParams::default(), seed));
-    let start = pose_facing_obstacle(&world, &drive, seed, 1.0, 3.0).context("no start pose")?;
-    let camera = SimDepthCamera::default_robot(DepthNoise::default(), seed);
-    let perception = DepthPerception::load(&spec, camera.intrinsics())?;
+    let scene = RobotScene::new(seed, Arc::new(Network::load(&spec)?))?;
+    let world = scene.world.clone();
     let commands = parse_command_script("0.5:go,7:left,9:go,18:stop")?;
-    let log = if realtime {
-        let cfg = RtConfig {
-            control_hz: rate,
-            duration: 20.0,
-            ..RtConfig::default()
-        };
-        run_realtime(
-            &cfg,
-            world.clone(),
-            start,
-            camera,
-            perception,
-            Some(scripted_feed(commands)),
-        )?
-        .log
-    } else {
-        let cfg = SimConfig {
-            control_hz: rate,
-            duration: 20.0,
-            ..SimConfig::default()
-        };
-        let mut perception = perception;
-        run_sim(
-            &cfg,
-            world.clone(),
-            start,
-            &commands,
-            &camera,
-            &mut perception,
-        )?
+    let run = RobotRun {
+        control_hz: rate,
+        duration: 20.0,
+        realtime,
+        ..RobotRun::default()
     };
+    let log = scene.run(&run, RobotCommands::Scheduled(commands))?.log;
     for m in &log.marks {
         println!(
             "{:>7.3} s  {:<5} (arrived {:.3} s)",

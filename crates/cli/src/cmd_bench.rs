@@ -2,18 +2,19 @@
 //! streaming keyword model -> decision) hop by hop over N minutes of synthetic audio, paced in real time
 //! or as fast as possible, optionally with the other core busy, and reports per-hop latency
 //! percentiles against the hop deadline, misses, real-time factor and bytes allocated per hop;
-//! then a depth frame against 33 ms and a control tick against its period, the same way.
+//! then a depth frame against 33 ms and a control tick against its period, the same way. The
+//! measuring is `sepstream_pipeline::deadline`; this module picks the models and prints.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use hdrhistogram::Histogram;
-use sepstream_audio::{DecisionConfig, FeatureStream, FrontendConfig, KeywordDetector};
 use sepstream_nn::{ModelSpec, Network};
-use sepstream_testkit::{thread_stats, CountingAlloc};
+use sepstream_pipeline::deadline::{
+    measure_hops, time_items, AllocProbe, CoreLoad, DeadlineFigures, HopFigures, HopRun,
+    Percentiles,
+};
 use sepstream_vision::nalgebra::{Isometry2, Vector2};
 use sepstream_vision::perception::DepthPerception;
 use sepstream_vision::robot::CommandMsg;
@@ -24,9 +25,11 @@ use sepstream_vision::{
 };
 
 /// Counts allocations per thread so the harness can prove a hop allocates nothing; a thread-local
-/// add per allocation on top of the system allocator.
+/// add per allocation on top of the system allocator. Only in a build with `--features
+/// alloc-count`: every other binary runs on the system allocator.
+#[cfg(feature = "alloc-count")]
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
+static ALLOC: sepstream_testkit::CountingAlloc = sepstream_testkit::CountingAlloc;
 
 /// Options of `sepstream bench`.
 #[derive(clap::Args)]
@@ -70,29 +73,6 @@ pub struct Args {
     json: bool,
 }
 
-/// Percentiles of one histogram, in microseconds.
-#[derive(serde::Serialize)]
-struct Percentiles {
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
-    mean_us: f64,
-}
-
-impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Self {
-        let us = |ns: u64| ns as f64 / 1e3;
-        Self {
-            p50_us: us(h.value_at_quantile(0.5)),
-            p99_us: us(h.value_at_quantile(0.99)),
-            p999_us: us(h.value_at_quantile(0.999)),
-            max_us: us(h.max()),
-            mean_us: h.mean() / 1e3,
-        }
-    }
-}
-
 #[derive(serde::Serialize)]
 struct Report {
     model: String,
@@ -100,66 +80,28 @@ struct Report {
     mode: &'static str,
     load_other_core: bool,
     sched_fifo: bool,
-    audio_seconds: f64,
-    input_rate: u32,
-    hop_samples: usize,
-    hops: u64,
-    hop_deadline_us: f64,
-    /// Compute time of a hop: samples pushed -> features -> network -> decision.
-    compute: Percentiles,
-    /// Real-time mode: hop end minus the time its last sample arrived (wake-up lateness +
-    /// compute); equals compute in fast mode.
-    deadline_latency: Percentiles,
-    deadline_misses: u64,
-    real_time_factor: f64,
-    bytes_allocated_per_hop: f64,
-    allocations_total: u64,
-    feature_frames: u64,
-    network_outputs: u64,
-    decisions: u64,
+    #[serde(flatten)]
+    hops: HopFigures,
     depth_frame: DeadlineFigures,
     control_tick: DeadlineFigures,
 }
 
-/// Per-item compute time of a periodic job against its deadline (as fast as possible).
-#[derive(serde::Serialize)]
-struct DeadlineFigures {
-    what: String,
-    items: u64,
-    deadline_us: f64,
-    compute: Percentiles,
-    deadline_misses: u64,
-    bytes_allocated_per_item: f64,
+/// The calling thread's counts from the counting global allocator above; `None` in a build
+/// without it (feature `alloc-count`).
+#[cfg(feature = "alloc-count")]
+fn alloc_probe() -> Option<AllocProbe> {
+    Some(|| {
+        let s = sepstream_testkit::thread_stats();
+        sepstream_pipeline::deadline::AllocCount {
+            allocations: s.allocations,
+            bytes: s.bytes,
+        }
+    })
 }
 
-/// Times `items` calls of `job` (each given its index), with the allocation count of each.
-fn time_items(
-    what: String,
-    items: u64,
-    deadline: Duration,
-    mut job: impl FnMut(u64),
-) -> anyhow::Result<DeadlineFigures> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let (mut misses, mut bytes) = (0u64, 0u64);
-    for i in 0..items {
-        let before = thread_stats();
-        let t0 = Instant::now();
-        job(i);
-        let took = t0.elapsed();
-        bytes += thread_stats().bytes - before.bytes;
-        if took > deadline {
-            misses += 1;
-        }
-        h.saturating_record(took.as_nanos() as u64);
-    }
-    Ok(DeadlineFigures {
-        what,
-        items,
-        deadline_us: deadline.as_secs_f64() * 1e6,
-        compute: Percentiles::of(&h),
-        deadline_misses: misses,
-        bytes_allocated_per_item: bytes as f64 / items.max(1) as f64,
-    })
+#[cfg(not(feature = "alloc-count"))]
+fn alloc_probe() -> Option<AllocProbe> {
+    None
 }
 
 /// One depth frame (160x120 from the simulated camera, row-streamed through the perception
@@ -180,21 +122,17 @@ fn bench_depth(spec: Option<&std::path::Path>, frames: usize) -> anyhow::Result<
     for f in rendered.iter().take(5) {
         perception.process_frame(f, 0, 0.0, 0.0)?;
     }
-    let mut failed = None;
-    let figures = time_items(
+    Ok(time_items(
         format!("depth frame {} ({} rows)", name, rendered[0].height()),
         rendered.len() as u64,
         Duration::from_secs_f64(1.0 / 30.0),
+        alloc_probe(),
         |i| {
-            if let Err(e) = perception.process_frame(&rendered[i as usize], i, 0.0, 0.0) {
-                failed.get_or_insert(e);
-            }
+            perception
+                .process_frame(&rendered[i as usize], i, 0.0, 0.0)
+                .map(drop)
         },
-    )?;
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(figures),
-    }
+    )?)
 }
 
 /// One control tick (controller decision plus the drive's pose update) against its period.
@@ -210,47 +148,18 @@ fn bench_control(hz: f64, seconds: f64) -> anyhow::Result<DeadlineFigures> {
     };
     let mut pose = Isometry2::new(Vector2::new(0.0, 0.0), 0.0);
     let ticks = (seconds * hz).ceil() as u64;
-    time_items(
+    Ok(time_items(
         format!("control tick at {hz} Hz"),
         ticks,
         Duration::from_secs_f64(period),
+        alloc_probe(),
         |i| {
             let d = controller.tick(i as f64 * period, &reading, &go);
             pose = drive.advance(&pose, d.wheels, period);
             std::hint::black_box(&pose);
+            Ok::<(), Infallible>(())
         },
-    )
-}
-
-/// Deterministic synthetic "speech-like" audio: noise plus a wandering tone, written into a
-/// preallocated block (no allocation per hop).
-struct Synth {
-    state: u32,
-    phase: f32,
-    t: u64,
-    rate: f32,
-}
-
-impl Synth {
-    fn fill(&mut self, out: &mut [f32]) {
-        for s in out.iter_mut() {
-            self.state = self
-                .state
-                .wrapping_mul(1_664_525)
-                .wrapping_add(1_013_904_223);
-            let noise = (self.state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-            let f = 300.0 + 200.0 * ((self.t as f32 / self.rate) * 0.7).sin();
-            self.phase =
-                (self.phase + std::f32::consts::TAU * f / self.rate) % std::f32::consts::TAU;
-            let burst = if (self.t / (self.rate as u64 / 2)).is_multiple_of(3) {
-                0.5
-            } else {
-                0.05
-            };
-            *s = 0.05 * noise + burst * self.phase.sin();
-            self.t += 1;
-        }
-    }
+    )?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
@@ -280,152 +189,34 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             (net, name.clone(), name)
         }
     };
-    let spec = net.spec().clone();
-    let frontend = match &spec.frontend {
-        Some(t) => FrontendConfig::from_table(t).context("the spec's [frontend] table")?,
-        None => {
-            // No [frontend] table (the reference DS-CNN spec): MFCCs at the model's width.
-            FrontendConfig {
-                n_mfcc: Some(net.input_shape().len()),
-                ..FrontendConfig::default()
-            }
-        }
-    };
-    if frontend.feature_len() != net.input_shape().len() {
-        anyhow::bail!(
-            "front end gives {} features per frame, the model reads {}",
-            frontend.feature_len(),
-            net.input_shape().len()
-        );
-    }
-    let mut features = FeatureStream::new(&frontend, args.input_rate)?;
-    let mut state = net.new_state();
-
-    // One hop = one feature frame period of input samples.
-    let hop_s = frontend.hop as f64 / frontend.sample_rate as f64;
-    let hop_samples = (hop_s * args.input_rate as f64).round().max(1.0) as usize;
-    let deadline = Duration::from_secs_f64(hop_samples as f64 / args.input_rate as f64);
-    let hops = (args.minutes * 60.0 / deadline.as_secs_f64()).ceil() as u64;
     let realtime = args.realtime && !args.fast;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let loader = args.load_other_core.then(|| {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut x = 1u64;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..10_000 {
-                    x = std::hint::black_box(
-                        x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
-                    );
-                }
-            }
-            x
-        })
-    });
-
-    let mut compute = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let mut block = vec![0.0f32; hop_samples];
-    let mut synth = Synth {
-        state: 12345,
-        phase: 0.0,
-        t: 0,
-        rate: args.input_rate as f32,
-    };
-    let decision = match &spec.decision {
-        Some(t) => DecisionConfig::from_table(t).context("the spec's [decision] table")?,
-        None => DecisionConfig::default(),
-    };
-    let period = net.time_stride() as f64 / frontend.frame_rate();
-    let mut detector = KeywordDetector::new(&decision, &spec.labels, period);
-    let (mut frames, mut outputs, mut decisions) = (0u64, 0u64, 0u64);
-    let mut misses = 0u64;
-    let mut busy = Duration::ZERO;
-    let mut alloc_bytes = 0u64;
-    let mut alloc_count = 0u64;
-
+    let load = args.load_other_core.then(CoreLoad::start);
     let fifo = args.fifo.map(FifoGuard::new);
     let sched_fifo = fifo.as_ref().is_some_and(FifoGuard::active);
     if args.fifo.is_some() && !sched_fifo {
         eprintln!("warning: SCHED_FIFO refused (needs root or CAP_SYS_NICE); measuring without it");
     }
-    // Warm-up: one second of audio, not measured (first touches of every buffer).
-    for _ in 0..(1.0 / deadline.as_secs_f64()) as usize {
-        synth.fill(&mut block);
-        features.push(&block, |_, f| {
-            net.step(&mut state, f);
-        });
-    }
-    let start = Instant::now();
-    for hop in 0..hops {
-        // The hop's samples "arrive" at `due`: sleep until then in real-time mode.
-        synth.fill(&mut block);
-        let due = start + deadline.mul_f64((hop + 1) as f64);
-        if realtime {
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
-        let before = thread_stats();
-        let t0 = Instant::now();
-        features.push(&block, |t, f| {
-            frames += 1;
-            if let Some(post) = net.step(&mut state, f) {
-                outputs += 1;
-                if detector.push_hit(t, post).is_some() {
-                    decisions += 1;
-                }
-            }
-        });
-        let t1 = Instant::now();
-        let after = thread_stats();
-        alloc_bytes += after.bytes - before.bytes;
-        alloc_count += after.allocations - before.allocations;
-        let took = t1 - t0;
-        busy += took;
-        let late = if realtime {
-            t1.saturating_duration_since(due)
-        } else {
-            took
-        };
-        if late > deadline {
-            misses += 1;
-        }
-        compute.saturating_record(took.as_nanos() as u64);
-        latency.saturating_record(late.as_nanos() as u64);
-    }
+    let run = HopRun {
+        input_rate: args.input_rate,
+        audio_seconds: args.minutes * 60.0,
+        realtime,
+    };
+    let hops = measure_hops(&net, &run, alloc_probe())?;
     // The frame and tick jobs, as fast as possible (the other core still loaded if asked).
     let depth_frame = bench_depth(args.depth_model.as_deref(), args.depth_frames)?;
     let control_tick = bench_control(args.control_hz, 60.0)?;
     drop(fifo);
-    stop.store(true, Ordering::Relaxed);
-    if let Some(l) = loader {
-        let _ = l.join();
+    if let Some(load) = load {
+        load.stop();
     }
 
-    let audio_seconds = hops as f64 * deadline.as_secs_f64();
     let report = Report {
         model: model_name,
         weights,
         mode: if realtime { "realtime" } else { "fast" },
         load_other_core: args.load_other_core,
         sched_fifo,
-        audio_seconds,
-        input_rate: args.input_rate,
-        hop_samples,
         hops,
-        hop_deadline_us: deadline.as_secs_f64() * 1e6,
-        compute: Percentiles::of(&compute),
-        deadline_latency: Percentiles::of(&latency),
-        deadline_misses: misses,
-        real_time_factor: busy.as_secs_f64() / audio_seconds,
-        bytes_allocated_per_hop: alloc_bytes as f64 / hops as f64,
-        allocations_total: alloc_count,
-        feature_frames: frames,
-        network_outputs: outputs,
-        decisions,
         depth_frame,
         control_tick,
     };
@@ -434,53 +225,60 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     } else {
         print_text(&report);
     }
-    let frames_ok = [&report.depth_frame, &report.control_tick]
-        .iter()
-        .all(|f| f.deadline_misses == 0 && f.bytes_allocated_per_item == 0.0);
-    Ok(if misses == 0 && alloc_bytes == 0 && frames_ok {
+    let within_budget = report.hops.within_budget()
+        && report.depth_frame.within_budget()
+        && report.control_tick.within_budget();
+    Ok(if within_budget {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::from(2)
     })
 }
 
+/// What the text report says in place of allocation figures the build does not count.
+const NOT_COUNTED: &str =
+    "allocation counts need a build with --features alloc-count (cargo build --release -p sepstream-cli --features alloc-count)";
+
 fn print_text(r: &Report) {
+    let h = &r.hops;
     println!(
         "sepstream bench: {} ({} weights), {:.1} s of audio at {} Hz, {} hops of {} samples, {} pacing{}",
         r.model,
         r.weights,
-        r.audio_seconds,
-        r.input_rate,
-        r.hops,
-        r.hop_samples,
+        h.audio_seconds,
+        h.input_rate,
+        h.hops,
+        h.hop_samples,
         r.mode,
         if r.load_other_core { ", other core loaded" } else { "" }
     );
     if r.sched_fifo {
         println!("measuring thread under SCHED_FIFO");
     }
-    println!("hop deadline {:.0} us", r.hop_deadline_us);
+    println!("hop deadline {:.0} us", h.hop_deadline_us);
     let row = |name: &str, p: &Percentiles| {
         println!(
             "  {name:<18} p50 {:>9.1} us  p99 {:>9.1} us  p99.9 {:>9.1} us  max {:>9.1} us  mean {:>8.1} us",
             p.p50_us, p.p99_us, p.p999_us, p.max_us, p.mean_us
         )
     };
-    row("hop compute", &r.compute);
-    row("deadline latency", &r.deadline_latency);
+    row("hop compute", &h.compute);
+    row("deadline latency", &h.deadline_latency);
     println!(
         "  deadline misses {}  real-time factor {:.5} ({:.0}x faster than real time)",
-        r.deadline_misses,
-        r.real_time_factor,
-        1.0 / r.real_time_factor
+        h.deadline_misses,
+        h.real_time_factor,
+        1.0 / h.real_time_factor
     );
-    println!(
-        "  bytes allocated per hop {:.3} ({} allocations in total)",
-        r.bytes_allocated_per_hop, r.allocations_total
-    );
+    match (h.bytes_allocated_per_hop, h.allocations_total) {
+        (Some(bytes), Some(count)) => {
+            println!("  bytes allocated per hop {bytes:.3} ({count} allocations in total)")
+        }
+        _ => println!("  {NOT_COUNTED}"),
+    }
     println!(
         "  feature frames {}, network outputs {}, decisions {}",
-        r.feature_frames, r.network_outputs, r.decisions
+        h.feature_frames, h.network_outputs, h.decisions
     );
     for f in [&r.depth_frame, &r.control_tick] {
         println!(
@@ -488,9 +286,15 @@ fn print_text(r: &Report) {
             f.what, f.deadline_us
         );
         row(&format!("{} items", f.items), &f.compute);
-        println!(
-            "  deadline misses {}  bytes allocated per item {:.3}",
-            f.deadline_misses, f.bytes_allocated_per_item
-        );
+        match f.bytes_allocated_per_item {
+            Some(bytes) => println!(
+                "  deadline misses {}  bytes allocated per item {bytes:.3}",
+                f.deadline_misses
+            ),
+            None => println!(
+                "  deadline misses {}  bytes allocated per item not counted (--features alloc-count)",
+                f.deadline_misses
+            ),
+        }
     }
 }

@@ -3,27 +3,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sepstream_audio::mic::MicOptions;
 use sepstream_audio::read_audio;
-use sepstream_pipeline::{
-    start_actuation, start_listen, AudioInput, Detection, KwsModel, StageError,
+use sepstream_pipeline::voice_robot::{
+    self, scheduled_commands, FeedEvent, LiveCommands, RobotCommands, RobotRun, RobotScene,
+    VoiceRobotError,
 };
+use sepstream_pipeline::KwsModel;
 use sepstream_train::evaluate;
-use sepstream_vision::perception::DepthPerception;
-use sepstream_vision::robot::CommandMsg;
-use sepstream_vision::rt::{run_realtime, scripted_feed, CommandFeed, RtConfig};
-use sepstream_vision::sim::{
-    parse_command_script, pose_facing_obstacle, run_sim, ScheduledCommand, SimConfig, SimLog,
-};
-use sepstream_vision::RobotCommand;
-use sepstream_vision::{
-    ControllerConfig, DepthNoise, DiffDrive, SimDepthCamera, World, WorldParams,
-};
+use sepstream_vision::rt::CommandFeed;
+use sepstream_vision::sim::{parse_command_script, ScheduledCommand};
 
 /// Options of `sepstream robot`.
 #[derive(clap::Args)]
@@ -107,17 +98,11 @@ fn wav_commands(wav: &Path, kws_model: Option<&Path>) -> anyhow::Result<Vec<Sche
     let (fe, dc) = evaluate::configs(&net).with_context(|| format!("keyword model {name}"))?;
     let (samples, rate) = read_audio(wav).with_context(|| format!("reading {}", wav.display()))?;
     let events = evaluate::detect(&net, &fe, &dc, &samples, rate)?;
-    let mut out = Vec::new();
-    let mut heard = Vec::new();
-    for ev in events {
-        heard.push(format!("{}@{:.2}", ev.keyword, ev.end));
-        if let Some(command) = RobotCommand::from_label(&ev.keyword) {
-            out.push(ScheduledCommand {
-                arrival: ev.end,
-                command,
-            });
-        }
-    }
+    let heard: Vec<String> = events
+        .iter()
+        .map(|ev| format!("{}@{:.2}", ev.keyword, ev.end))
+        .collect();
+    let out = scheduled_commands(events.iter().map(|ev| (ev.keyword.as_str(), ev.end)));
     eprintln!(
         "{}: keywords heard {}; robot commands {}",
         wav.display(),
@@ -131,112 +116,34 @@ fn wav_commands(wav: &Path, kws_model: Option<&Path>) -> anyhow::Result<Vec<Sche
     Ok(out)
 }
 
-/// Where the live keyword commands come from.
-enum LiveSource {
-    /// The microphone through capture -> inference -> actuation in this process.
-    Mic {
-        kws_model: Option<PathBuf>,
-        device: Option<String>,
-    },
-    /// Keyword events from other processes over zenoh (only the actuation stage runs here).
-    Subscribe {
-        key: String,
-        listen: Vec<String>,
-        connect: Vec<String>,
-    },
-}
-
-/// Keyword commands from the live pipeline: its actuation stage writes each robot command into
-/// the control loop's latest-value slot (the loop reads it without waiting). The pipeline runs
-/// until the loop ends.
-fn live_feed(source: LiveSource) -> anyhow::Result<CommandFeed> {
-    let mut config = crate::cmd_listen::default_pipeline_config()?;
-    let (model, device, what) = match source {
-        LiveSource::Mic { kws_model, device } => {
-            let (net, name) = crate::model_arg::keyword_network(kws_model.as_deref())?;
-            let model = KwsModel::from_network(net, false)
-                .with_context(|| format!("keyword model {name}"))?;
-            (Some(model), device, "--mic")
-        }
-        LiveSource::Subscribe {
-            key,
-            listen,
-            connect,
-        } => {
-            let mut e = config.edge("events");
-            e.zenoh_key = Some(key);
-            config.edges.insert("events".into(), e);
-            config.zenoh.listen.extend(listen);
-            config.zenoh.connect.extend(connect);
-            (None, None, "--subscribe")
-        }
-    };
-    Ok(Box::new(move |mut slot, clock, stop| {
-        let mut seq = 0u64;
-        let act = move |d: &Detection| -> Result<(), StageError> {
-            eprintln!(
-                "heard {} ({:.2}) at {:.2} s",
-                d.keyword,
-                d.score,
-                clock.now()
-            );
-            if let Some(command) = RobotCommand::from_label(&d.keyword) {
-                seq += 1;
-                slot.write(CommandMsg {
-                    seq,
-                    command,
-                    arrival: clock.now(),
-                });
+/// Keyword commands from the live pipeline (`sepstream listen`'s settings), its messages on
+/// stderr; `what` is the option that asked for it.
+fn live_feed(source: LiveCommands, what: &'static str) -> anyhow::Result<CommandFeed> {
+    let config = crate::cmd_listen::default_pipeline_config()?;
+    Ok(voice_robot::live_feed(
+        source,
+        config,
+        move |event| match event {
+            FeedEvent::Heard { detection, at } => eprintln!(
+                "heard {} ({:.2}) at {at:.2} s",
+                detection.keyword, detection.score
+            ),
+            FeedEvent::Receiving { edge, key } => {
+                eprintln!("receiving {edge} on zenoh key {key:?}")
             }
-            Ok(())
-        };
-        let started = match model {
-            Some(model) => {
-                let input = AudioInput::Mic(MicOptions {
-                    device,
-                    ..MicOptions::default()
-                });
-                start_listen(model, input, config, act)
+            FeedEvent::CaptureStarted { device, rate, at } => {
+                eprintln!("capture started: device {device:?}, {rate} Hz, at {at:.2} s")
             }
-            None => start_actuation(config, act),
-        };
-        let mut listener = match started {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!(
-                    "error: {what}: the keyword pipeline did not start: {:#}",
-                    anyhow::Error::from(e)
-                );
-                return;
-            }
-        };
-        for (edge, key) in &listener.subscribes {
-            eprintln!("receiving {edge} on zenoh key {key:?}");
-        }
-        let capture = listener.capture.clone();
-        let mut announced = false;
-        while !stop.load(Ordering::Relaxed) {
-            if listener.running.wait_for(Duration::from_millis(50)) {
-                break;
-            }
-            if !announced && capture.started() {
-                announced = true;
-                if let Some((dev, rate, _)) = capture.device() {
-                    eprintln!(
-                        "capture started: device {dev:?}, {rate} Hz, at {:.2} s",
-                        clock.now()
-                    );
-                }
-            }
-        }
-        let (_, result) = listener.shutdown(Duration::from_secs(1));
-        if let Err(e) = result {
-            eprintln!(
+            FeedEvent::StartFailed(e) => eprintln!(
+                "error: {what}: the keyword pipeline did not start: {:#}",
+                anyhow::Error::from(e)
+            ),
+            FeedEvent::Failed(e) => eprintln!(
                 "error: {what}: keyword pipeline: {:#}",
                 anyhow::Error::from(e)
-            );
-        }
-    }))
+            ),
+        },
+    ))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -267,84 +174,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => bail!("give at most one of --commands, --wav, --mic, --subscribe"),
     };
 
-    let drive = DiffDrive::default();
-    let world = Arc::new(World::random(&WorldParams::default(), args.seed));
-    let start = pose_facing_obstacle(&world, &drive, args.seed, 1.0, 3.0)
-        .context("no collision-free start pose in this world; try another --seed")?;
-    let camera = SimDepthCamera::default_robot(DepthNoise::default(), args.seed);
     let (depth_net, depth_name) = crate::model_arg::network(
         args.depth_model.as_deref(),
         sepstream_nn::bundled::DEFAULT_DEPTH_MODEL,
     )?;
-    let perception = DepthPerception::new(Arc::new(depth_net), camera.intrinsics())
-        .with_context(|| format!("depth model {depth_name}"))?;
+    let scene = RobotScene::new(args.seed, Arc::new(depth_net)).map_err(|e| match e {
+        VoiceRobotError::NoStartPose { .. } => {
+            anyhow::anyhow!("no collision-free start pose in this world; try another --seed")
+        }
+        VoiceRobotError::DepthModel { source, .. } => {
+            anyhow::Error::from(source).context(format!("depth model {depth_name}"))
+        }
+        e => e.into(),
+    })?;
+    let world = scene.world.clone();
     eprintln!(
         "world seed {}: {} obstacles; start ({:.2}, {:.2}) heading {:.0} deg; depth network `{}` (delay {} rows)",
         args.seed,
         world.obstacles.len(),
-        start.translation.x,
-        start.translation.y,
-        start.rotation.angle().to_degrees(),
+        scene.start.translation.x,
+        scene.start.translation.y,
+        scene.start.rotation.angle().to_degrees(),
         depth_name,
-        perception.streamer().delay()
+        scene.perception.streamer().delay()
     );
 
-    let log: SimLog = if args.realtime {
-        let cfg = RtConfig {
-            control_hz: args.rate,
-            camera_hz: args.camera_hz,
-            perception_slowdown: args.slowdown,
-            duration: args.duration,
-            controller: ControllerConfig::default(),
-            drive,
-            fifo_priority: (args.fifo > 0).then_some(args.fifo),
-            ..RtConfig::default()
-        };
-        let report = run_realtime(
-            &cfg,
-            world.clone(),
-            start,
-            camera,
-            perception,
-            Some(if args.mic {
-                live_feed(LiveSource::Mic {
-                    kws_model: args.kws_model.clone(),
-                    device: args.device.clone(),
-                })?
-            } else if let Some(key) = &args.subscribe {
-                live_feed(LiveSource::Subscribe {
-                    key: key.clone(),
-                    listen: args.zenoh_listen.clone(),
-                    connect: args.zenoh_connect.clone(),
-                })?
-            } else {
-                scripted_feed(commands)
-            }),
-        )?;
-        if args.fifo > 0 && !report.fifo {
-            eprintln!("note: SCHED_FIFO refused (needs root or CAP_SYS_NICE); control loop under normal scheduling");
-        }
-        report.log
-    } else {
-        let cfg = SimConfig {
-            control_hz: args.rate,
-            camera_hz: args.camera_hz,
-            perception_latency: 1.0 / args.camera_hz,
-            perception_slowdown: args.slowdown,
-            duration: args.duration,
-            controller: ControllerConfig::default(),
-            drive,
-        };
-        let mut perception = perception;
-        run_sim(
-            &cfg,
-            world.clone(),
-            start,
-            &commands,
-            &camera,
-            &mut perception,
-        )?
+    let run = RobotRun {
+        control_hz: args.rate,
+        camera_hz: args.camera_hz,
+        perception_slowdown: args.slowdown,
+        duration: args.duration,
+        realtime: args.realtime,
+        fifo_priority: (args.fifo > 0).then_some(args.fifo),
     };
+    let commands = if args.mic {
+        let (net, name) = crate::model_arg::keyword_network(args.kws_model.as_deref())?;
+        let model =
+            KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?;
+        let source = LiveCommands::Mic {
+            model,
+            device: args.device.clone(),
+        };
+        RobotCommands::Live(live_feed(source, "--mic")?)
+    } else if let Some(key) = &args.subscribe {
+        let source = LiveCommands::Subscribe {
+            key: key.clone(),
+            listen: args.zenoh_listen.clone(),
+            connect: args.zenoh_connect.clone(),
+        };
+        RobotCommands::Live(live_feed(source, "--subscribe")?)
+    } else {
+        RobotCommands::Scheduled(commands)
+    };
+    let outcome = scene.run(&run, commands)?;
+    if outcome.fifo == Some(false) {
+        eprintln!("note: SCHED_FIFO refused (needs root or CAP_SYS_NICE); control loop under normal scheduling");
+    }
+    let log = outcome.log;
 
     let summary = log.summary();
     if args.json {

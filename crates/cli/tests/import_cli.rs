@@ -20,10 +20,10 @@ fn scratch() -> PathBuf {
 }
 
 #[test]
-fn an_imported_graph_streams_like_its_bundled_copy() {
+fn an_imported_graph_streams_like_its_bundled_copy_or_skip_without_shared() {
     let pb = repo_root().join("../shared/models/hello_edge/DS_CNN_S.pb");
     if !pb.is_file() {
-        eprintln!("skip: ../shared/models/hello_edge/DS_CNN_S.pb not found");
+        sepstream_testkit::skip("../shared/models/hello_edge/DS_CNN_S.pb not found");
         return;
     }
     let dir = scratch();

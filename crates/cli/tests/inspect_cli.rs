@@ -26,9 +26,7 @@ fn stdout(o: &Output) -> String {
 }
 
 fn config(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs")
-        .join(name)
+    sepstream_testkit::config_path(name)
         .to_string_lossy()
         .into_owned()
 }
@@ -193,9 +191,7 @@ fn factorize_writes_a_model_that_loads_and_computes_the_same_for_a_separable_ker
         .collect();
     let (a, b) = (factorized.forward(&x, 12), original.forward(&x, 12));
     assert_eq!(a.len(), b.len());
-    for (p, q) in a.iter().zip(&b) {
-        assert!((p - q).abs() < 1e-5 * q.abs().max(1.0), "{p} vs {q}");
-    }
+    sepstream_testkit::assert_close(&a, &b, 1e-5, "factorized against original");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

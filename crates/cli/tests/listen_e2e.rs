@@ -12,27 +12,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sepstream_pipeline::KwsModel;
-
 mod common;
-use common::{pick_clip, pulse_ok, repo_root, stderr_lines, trained_model};
+use common::{live_audio_ready, pick_clip, repo_root, stderr_lines};
 
 #[test]
-fn keyword_played_into_the_sound_server_is_detected_within_a_second() {
-    if !pulse_ok() {
-        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
-        return;
-    }
-    let Some(model_path) = trained_model() else {
-        eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
+fn keyword_played_into_the_sound_server_is_detected_within_a_second_or_skip_without_live_audio() {
+    let Some((model, model_path)) = live_audio_ready() else {
         return;
     };
-    let data = sepstream_testkit::shared_data().join("speech_commands");
-    if !data.is_dir() {
-        eprintln!("skip: {} missing", data.display());
-        return;
-    }
-    let model = KwsModel::load(&model_path, false).unwrap();
     // A clip the model detects offline.
     let Some((keyword, clip, word_end)) = pick_clip(&model, &["yes", "no", "stop", "go"]) else {
         panic!("the model detects none of the first 30 clips of yes/no/stop/go offline");

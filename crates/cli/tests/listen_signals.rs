@@ -3,8 +3,8 @@
 //! killed mid-run ends the run with the reason and the stats (no reconnection).
 //!
 //! The sound-server tests start their own PulseAudio (own runtime directory and socket, via
-//! scripts/virtual-mic.sh) so that killing it cannot disturb other tests; they skip with a
-//! message when pulseaudio is not installed.
+//! scripts/virtual-mic.sh) so that killing it cannot disturb other tests; they skip, saying so,
+//! when pulseaudio is not installed (`..._or_skip_without_pulseaudio`).
 
 use sepstream_testkit::repo_root;
 use std::io::{BufRead, BufReader};
@@ -121,7 +121,8 @@ fn sigterm_exits_zero_within_a_second_with_final_stats() {
 }
 
 #[test]
-fn a_sound_server_that_stalls_and_comes_back_is_opened_again_and_listen_goes_on() {
+fn a_sound_server_that_stalls_and_comes_back_is_opened_again_and_listen_goes_on_or_skip_without_pulseaudio(
+) {
     let Some(pulse) = PrivatePulse::start("server-stalled") else {
         return;
     };
@@ -178,7 +179,9 @@ impl PrivatePulse {
             .status()
             .is_err()
         {
-            eprintln!("skipped: pulseaudio is not installed (scripts/virtual-mic.sh --install)");
+            sepstream_testkit::skip(
+                "pulseaudio is not installed (scripts/virtual-mic.sh --install)",
+            );
             return None;
         }
         let dir = std::env::temp_dir().join(format!("sepstream-{name}-{}", std::process::id()));
@@ -234,7 +237,7 @@ impl Drop for PrivatePulse {
 }
 
 #[test]
-fn sigint_and_sigterm_stop_listen_on_a_sound_server_cleanly() {
+fn sigint_and_sigterm_stop_listen_on_a_sound_server_cleanly_or_skip_without_pulseaudio() {
     let Some(pulse) = PrivatePulse::start("signals") else {
         return;
     };
@@ -244,7 +247,8 @@ fn sigint_and_sigterm_stop_listen_on_a_sound_server_cleanly() {
 }
 
 #[test]
-fn the_sound_server_killed_mid_run_ends_listen_with_the_reason_and_stats() {
+fn the_sound_server_killed_mid_run_ends_listen_with_the_reason_and_stats_or_skip_without_pulseaudio(
+) {
     let Some(pulse) = PrivatePulse::start("server-killed") else {
         return;
     };

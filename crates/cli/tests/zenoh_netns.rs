@@ -1,7 +1,7 @@
 //! The listen graph across two network namespaces joined by a veth pair (two hosts on one
 //! machine): capture in one, inference and actuation in the other, over zenoh TCP between the
 //! namespaces' addresses. The test makes the namespaces itself when it runs as root with `ip`,
-//! and skips with a message otherwise.
+//! and skips, saying so, otherwise (`..._or_skip_without_netns`).
 #![cfg(feature = "zenoh")]
 
 use std::process::{Command, Stdio};
@@ -64,7 +64,7 @@ impl Hosts {
         for s in &steps {
             let args: Vec<&str> = s.iter().map(String::as_str).collect();
             if !ip(&args) {
-                eprintln!("skip: `ip {}` failed", s.join(" "));
+                sepstream_testkit::skip(format!("`ip {}` failed", s.join(" ")));
                 return None;
             }
         }
@@ -76,7 +76,7 @@ impl Hosts {
                 vec!["-n", ns, "link", "set", "lo", "up"],
             ] {
                 if !ip(&args) {
-                    eprintln!("skip: `ip {}` failed", args.join(" "));
+                    sepstream_testkit::skip(format!("`ip {}` failed", args.join(" ")));
                     return None;
                 }
             }
@@ -93,10 +93,10 @@ impl Drop for Hosts {
 }
 
 #[test]
-fn the_graph_runs_across_two_network_namespaces() {
+fn the_graph_runs_across_two_network_namespaces_or_skip_without_netns() {
     // SAFETY: reads the effective user id.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skip: making network namespaces needs root");
+        sepstream_testkit::skip("making network namespaces needs root");
         return;
     }
     let tag = format!("ss{}", std::process::id() % 100_000);

@@ -175,7 +175,8 @@ fn keyword_of(line: &str) -> Option<String> {
 }
 
 #[test]
-fn a_keyword_played_into_the_microphone_becomes_an_event_two_processes_away() {
+fn a_keyword_played_into_the_microphone_becomes_an_event_two_processes_away_or_skip_without_live_audio(
+) {
     let Some((model, model_path)) = live_audio_ready() else {
         return;
     };

@@ -6,17 +6,19 @@ use std::path::{Path, PathBuf};
 use sepstream_audio::{read_audio, FeatureExtractor, FrontendConfig};
 use sepstream_import::{import_path, ImportOptions};
 
+/// `../shared` when it holds the Hello Edge graphs and the Speech Commands clips; else says why
+/// the test skips.
 fn shared() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    let root = sepstream_testkit::shared_data().join("..");
     let models = root.join("models/hello_edge");
     let data = root.join("data/speech_commands");
     if models.join("DS_CNN_L.pb").exists() && data.is_dir() {
         Some(root)
     } else {
-        eprintln!(
-            "skipping: {} is missing (the Hello Edge graphs and Speech Commands clips)",
+        sepstream_testkit::skip(format!(
+            "{} is missing (the Hello Edge graphs and Speech Commands clips)",
             root.display()
-        );
+        ));
         None
     }
 }
@@ -87,16 +89,16 @@ fn check_model(model: &str) {
 }
 
 #[test]
-fn ds_cnn_l_windowed_equals_tensorflow() {
+fn ds_cnn_l_windowed_equals_tensorflow_or_skip_without_shared() {
     check_model("DS_CNN_L");
 }
 
 #[test]
-fn ds_cnn_m_windowed_equals_tensorflow() {
+fn ds_cnn_m_windowed_equals_tensorflow_or_skip_without_shared() {
     check_model("DS_CNN_M");
 }
 
 #[test]
-fn ds_cnn_s_windowed_equals_tensorflow() {
+fn ds_cnn_s_windowed_equals_tensorflow_or_skip_without_shared() {
     check_model("DS_CNN_S");
 }

@@ -1,19 +1,12 @@
 //! The cost model: the seed's formulas, hand-counted layers of the reference DS-CNN, per-second
 //! scaling by the cumulative time stride, and the degrees of freedom of a separable layer.
 
-use std::path::PathBuf;
-
 use nalgebra::DMatrix;
 use sepstream_nn::compose::khatri_rao;
 use sepstream_nn::cost::{model_cost, ConvForm, SeparableComparison};
 use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
-
-fn config(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs")
-        .join(name)
-}
+use sepstream_testkit::config_path;
 
 #[test]
 fn seed_example_ratio_is_0_1137_and_reduction_88_6_percent() {
@@ -54,7 +47,7 @@ fn ratio_is_one_over_cout_plus_one_over_k2_and_ignores_h_w_and_cin() {
 
 #[test]
 fn ds_cnn_s_costs_match_hand_counts() {
-    let spec = ModelSpec::load(&config("ds_cnn_s.toml")).unwrap();
+    let spec = ModelSpec::load(&config_path("ds_cnn_s.toml")).unwrap();
     let net = Network::random(spec, 1).unwrap();
     let cost = model_cost(&net);
     let by_name = |n: &str| cost.layers.iter().find(|l| l.name == n).unwrap();
@@ -163,7 +156,7 @@ fn per_second_counts_follow_the_cumulative_time_stride_and_delay_is_in_ms() {
 
 #[test]
 fn tc_sep1d_cost_agrees_with_the_network() {
-    let spec = ModelSpec::load(&config("tc_sep1d.toml")).unwrap();
+    let spec = ModelSpec::load(&config_path("tc_sep1d.toml")).unwrap();
     let net = Network::random(spec, 2).unwrap();
     let cost = model_cost(&net);
     assert_eq!(cost.receptive_field_frames, net.receptive_field());

@@ -1,8 +1,6 @@
 //! Invariant 2: after warm-up, streaming steps on the reference specs and the shipped keyword
 //! model's architecture allocate nothing.
 
-use std::path::Path;
-
 use sepstream_nn::{ModelSpec, Network};
 use sepstream_testkit::{count_allocations, CountingAlloc};
 
@@ -10,10 +8,7 @@ use sepstream_testkit::{count_allocations, CountingAlloc};
 static ALLOC: CountingAlloc = CountingAlloc;
 
 fn config(name: &str) -> ModelSpec {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs")
-        .join(name);
-    ModelSpec::load(&path).expect("reference spec loads")
+    ModelSpec::load(&sepstream_testkit::config_path(name)).expect("reference spec loads")
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
+use sepstream_testkit::close;
 
 /// One random layer, or a pointwise followed by a grouped pointwise or separable layer (the
 /// first makes the channel count divisible by the groups); `two_d` picks the 2D kinds.
@@ -127,10 +128,6 @@ fn model_strategy() -> impl Strategy<Value = ModelSpec> {
     })
 }
 
-fn close(a: f32, b: f32) -> bool {
-    (a - b).abs() <= 1e-5 * b.abs().max(1.0)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
@@ -162,7 +159,7 @@ proptest! {
         prop_assert_eq!(streamed.len(), offline.len());
         prop_assert_eq!(offline.len(), t.div_ceil(net.time_stride()) * net.output_shape().len());
         for (i, (a, b)) in streamed.iter().zip(&offline).enumerate() {
-            prop_assert!(close(*a, *b), "value {} differs: streamed {} offline {}", i, a, b);
+            prop_assert!(close(*a, *b, 1e-5), "value {} differs: streamed {} offline {}", i, a, b);
         }
 
         // reset gives the same stream again

@@ -167,8 +167,7 @@ impl CandleNet {
                     if d.input().width != 1 {
                         return Err(unsupported("candle", l, "dense over a width-1 frame only"));
                     }
-                    let w =
-                        Tensor::from_slice(d.weight(), (d.units(), d.input().len()), &dev)?;
+                    let w = Tensor::from_slice(d.weight(), (d.units(), d.input().len()), &dev)?;
                     layers.push(CandleLayer::Dense {
                         w_t: w.t()?.contiguous()?,
                         b: Tensor::from_slice(d.bias(), (1, d.units()), &dev)?,

@@ -9,11 +9,16 @@
 //!   decisions) on the inference thread, one hop at a time; [`KwsModel`] is sepstream-kws's.
 //! - [`listen`]: the whole `sepstream listen` chain (capture -> inference -> actuation), in one
 //!   process or split across processes.
+//! - [`deadline`]: the deadline harness (per-hop and per-item latency percentiles against a
+//!   deadline, misses, allocations) of `sepstream bench` and the benches.
+//! - [`voice_robot`]: keyword events as the simulated robot's commands (a live feed or a
+//!   recording's events) and the robot run they drive.
 //! - [`wire`]: the messages of edges that cross processes; `remote` (feature `zenoh`): those
 //!   edges over zenoh.
 
 pub mod capture;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod kws;
@@ -22,6 +27,7 @@ pub mod metrics;
 #[cfg(feature = "zenoh")]
 pub mod remote;
 pub mod stage;
+pub mod voice_robot;
 pub mod wire;
 
 pub use capture::{

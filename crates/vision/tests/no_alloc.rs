@@ -1,7 +1,8 @@
 //! A steady-state control tick, a perception row, and a camera row allocate nothing.
 
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use sepstream_testkit::config_path;
 
 use nalgebra::{Isometry2, Vector2};
 use sepstream_testkit::count_allocations;
@@ -14,10 +15,6 @@ use sepstream_vision::{DepthNoise, DiffDrive, RobotCommand, SimDepthCamera, Worl
 
 #[global_allocator]
 static ALLOC: sepstream_testkit::CountingAlloc = sepstream_testkit::CountingAlloc;
-
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/depth_sectors.toml")
-}
 
 #[test]
 fn control_tick_allocates_nothing() {
@@ -78,7 +75,8 @@ fn control_tick_allocates_nothing() {
 #[test]
 fn perception_row_and_camera_row_allocate_nothing() {
     let cam = SimDepthCamera::default_robot(DepthNoise::default(), 2);
-    let mut per = DepthPerception::load(&spec_path(), cam.intrinsics()).unwrap();
+    let mut per =
+        DepthPerception::load(&config_path("depth_sectors.toml"), cam.intrinsics()).unwrap();
     let world = World::random(&WorldParams::default(), 2);
     let pose = Isometry2::new(Vector2::new(2.0, 2.0), 0.5);
     let mut row = vec![0.0f32; 160];

@@ -2,20 +2,18 @@
 //! loop a tick; its readings are marked stale by their age. In its own test binary so that no
 //! other test competes for the cores while it runs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use sepstream_testkit::config_path;
 
 use sepstream_vision::perception::DepthPerception;
 use sepstream_vision::rt::{run_realtime, scripted_feed, RtConfig};
 use sepstream_vision::sim::{pose_facing_obstacle, ScheduledCommand};
 use sepstream_vision::{DepthNoise, DiffDrive, RobotCommand, SimDepthCamera, World, WorldParams};
 
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/depth_sectors.toml")
-}
-
 fn perception(cam: &SimDepthCamera) -> DepthPerception {
-    DepthPerception::load(&spec_path(), cam.intrinsics()).expect("configs/depth_sectors.toml loads")
+    DepthPerception::load(&config_path("depth_sectors.toml"), cam.intrinsics())
+        .expect("configs/depth_sectors.toml loads")
 }
 
 fn go_at(t: f64) -> ScheduledCommand {

@@ -2,8 +2,9 @@
 //! stops within one control period of its arrival, and slow perception never costs a control
 //! tick (simulated clock, exactly; the real-thread twin is in `realtime.rs`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use sepstream_testkit::config_path;
 
 use sepstream_vision::control::TickRecord;
 use sepstream_vision::perception::DepthPerception;
@@ -11,12 +12,9 @@ use sepstream_vision::robot::Behaviour;
 use sepstream_vision::sim::{pose_facing_obstacle, run_sim, ScheduledCommand, SimConfig};
 use sepstream_vision::{DepthNoise, DiffDrive, RobotCommand, SimDepthCamera, World, WorldParams};
 
-fn spec_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/depth_sectors.toml")
-}
-
 fn perception(cam: &SimDepthCamera) -> DepthPerception {
-    DepthPerception::load(&spec_path(), cam.intrinsics()).expect("configs/depth_sectors.toml loads")
+    DepthPerception::load(&config_path("depth_sectors.toml"), cam.intrinsics())
+        .expect("configs/depth_sectors.toml loads")
 }
 
 fn go_at(t: f64) -> ScheduledCommand {

@@ -6,20 +6,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use sepstream_nn::LayerKind;
 use sepstream_nn::{Activation, InputSpec, LayerSpec, ModelSpec, Network, Size2};
+use sepstream_testkit::check_close;
 use sepstream_vision::rowstream::{offline_frame, RowStreamer};
-
-fn close(a: &[f32], b: &[f32]) -> Result<(), String> {
-    if a.len() != b.len() {
-        return Err(format!("lengths {} vs {}", a.len(), b.len()));
-    }
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let tol = 1e-5 * x.abs().max(y.abs()).max(1.0);
-        if (x - y).abs() > tol {
-            return Err(format!("value {i}: {x} vs {y}"));
-        }
-    }
-    Ok(())
-}
 
 #[derive(Clone, Debug)]
 struct LayerChoice {
@@ -185,7 +173,7 @@ proptest! {
             rs.run_frame(&frame, height, &mut streamed).unwrap();
             let offline = offline_frame(&net, &frame, height);
             prop_assert_eq!(streamed.len(), rs.output_rows(height) * net.output_shape().len());
-            close(&streamed, &offline).map_err(TestCaseError::fail)?;
+            check_close(&streamed, &offline, 1e-5).map_err(TestCaseError::fail)?;
         }
     }
 
@@ -222,7 +210,7 @@ proptest! {
         let lo = if convs <= 1 { 0 } else { net.receptive_field() - 1 };
         let hi = if convs <= 1 && first_is_conv { height } else { height.saturating_sub(d) };
         for i in lo..hi {
-            close(&streamed[(i + d) * n..(i + d + 1) * n], &centred[i * n..(i + 1) * n])
+            check_close(&streamed[(i + d) * n..(i + d + 1) * n], &centred[i * n..(i + 1) * n], 1e-5)
                 .map_err(|e| TestCaseError::fail(format!("row {i} (delay {d}): {e}")))?;
         }
     }
@@ -247,5 +235,5 @@ fn perception_network_streams_like_offline_on_simulated_depth() {
     let mut streamed = Vec::new();
     rs.run_frame(&frame, 120, &mut streamed).unwrap();
     assert_eq!(rs.output_rows(120), 61);
-    close(&streamed, &offline_frame(&net, &frame, 120)).unwrap();
+    check_close(&streamed, &offline_frame(&net, &frame, 120), 1e-5).unwrap();
 }

@@ -12,6 +12,7 @@ use std::time::Instant;
 use sepstream_pipeline::capture::BLOCK_MAX;
 use sepstream_pipeline::{AudioBlock, KwsModel, KwsStage};
 pub use sepstream_testkit::repo_root;
+use sepstream_testkit::skip;
 
 pub fn trained_model() -> Option<PathBuf> {
     for name in ["configs/kws.toml", "configs/kws_dscnn.toml"] {
@@ -41,23 +42,24 @@ pub fn pulse_ok() -> bool {
             .is_ok()
 }
 
-/// What a test through the sound server needs: PulseAudio, the trained keyword model and the
-/// Speech Commands clips of ../shared. Returns the loaded model and its spec path, or prints why
-/// the test skips and returns `None`.
+/// What a test through the sound server needs ("live audio"; such tests are named
+/// `..._or_skip_without_live_audio`): PulseAudio, the trained keyword model and the Speech
+/// Commands clips of ../shared. Returns the loaded model and its spec path, or says why the test
+/// skips (`sepstream_testkit::skip`) and returns `None`.
 pub fn live_audio_ready() -> Option<(KwsModel, PathBuf)> {
     if !pulse_ok() {
-        eprintln!("skip: no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
+        skip("no PulseAudio (`pactl info` failed); scripts/virtual-mic.sh starts one");
         return None;
     }
     let Some(model_path) = trained_model() else {
-        eprintln!("skip: no trained keyword model (configs/kws.toml with its weights) yet");
+        skip("no trained keyword model (configs/kws.toml with its weights) yet");
         return None;
     };
     if !sepstream_testkit::shared_data()
         .join("speech_commands")
         .is_dir()
     {
-        eprintln!("skip: ../shared/data/speech_commands missing");
+        skip("../shared/data/speech_commands missing");
         return None;
     }
     let model = KwsModel::load(&model_path, false).expect("the trained model loads");
