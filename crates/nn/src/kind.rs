@@ -28,7 +28,6 @@ pub enum LayerKind {
     Avgpool,
     Dense,
     Softmax,
-    Flatten,
 }
 
 /// The optional fields of a layer spec, as they are spelled in TOML.
@@ -55,7 +54,7 @@ const DEPTHWISE_FIELDS: &[Field] = &[
 
 impl LayerKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [LayerKind; 14] = [
+    pub const ALL: [LayerKind; 13] = [
         LayerKind::Conv1d,
         LayerKind::Conv2d,
         LayerKind::Depthwise1d,
@@ -69,7 +68,6 @@ impl LayerKind {
         LayerKind::Avgpool,
         LayerKind::Dense,
         LayerKind::Softmax,
-        LayerKind::Flatten,
     ];
 
     /// The name a spec uses.
@@ -88,7 +86,6 @@ impl LayerKind {
             LayerKind::Avgpool => "avgpool",
             LayerKind::Dense => "dense",
             LayerKind::Softmax => "softmax",
-            LayerKind::Flatten => "flatten",
         }
     }
 
@@ -107,8 +104,7 @@ impl LayerKind {
             LayerKind::Relu
             | LayerKind::Relu6
             | LayerKind::Identity
-            | LayerKind::Softmax
-            | LayerKind::Flatten => (&[], &[]),
+            | LayerKind::Softmax => (&[], &[]),
         }
     }
 

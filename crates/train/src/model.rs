@@ -196,8 +196,6 @@ enum Op {
         b: Var,
     },
     Softmax,
-    /// `[B, T, W, C]` read as `[B, T, 1, W * C]` (the engine's `flatten`).
-    Flatten,
 }
 
 /// A trainable model built from a [`ModelSpec`]'s layers.
@@ -376,11 +374,6 @@ impl KwsModel {
                     Op::Dense { name, w: wv, b }
                 }
                 LayerKind::Softmax => Op::Softmax,
-                LayerKind::Flatten => {
-                    c *= w;
-                    w = 1;
-                    Op::Flatten
-                }
                 kind => {
                     return Err(unsupported(
                         i,
@@ -485,10 +478,6 @@ impl KwsModel {
                     act(pw_bn.forward(&pointwise(&y, pw_w)?, train)?, *a)?
                 }
                 Op::Act(a) => act(x, *a)?,
-                Op::Flatten => {
-                    let (bsz, t, wd, c) = x.dims4()?;
-                    x.reshape((bsz, t, 1, wd * c))?
-                }
                 Op::AvgPool { frames } => {
                     let (_, t, w, _) = x.dims4()?;
                     let n = (*frames).min(t);
@@ -592,7 +581,7 @@ impl KwsModel {
                     put(format!("{name}.weight"), w.as_tensor().clone())?;
                     put(format!("{name}.bias"), b.as_tensor().clone())?;
                 }
-                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax | Op::Flatten => {}
+                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax => {}
             }
         }
         Ok(out)
