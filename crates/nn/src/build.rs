@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::NnError;
 use crate::kind::LayerKind;
 use crate::layers::{
-    AvgPool, Conv, ConvGeometry, Dense, Depthwise, ElementWise, Layer, LayerTensors, Op,
+    AvgPool, Conv, ConvGeometry, Dense, Depthwise, ElementWise, Flatten, Layer, LayerTensors, Op,
     Pointwise, Separable, Softmax, TensorSource,
 };
 use crate::limits::{at_most, ModelLimits};
@@ -341,6 +341,7 @@ pub(crate) fn build_layers(
                 Dense::load(shape, units, act, &mut LayerTensors::new(&mut *src, n))?.into()
             }
             LayerKind::Softmax => Softmax::new(shape).into(),
+            LayerKind::Flatten => Flatten::new(shape).into(),
         };
         let layer = Layer::new(name, ls.kind, op);
         shape = layer.output();

@@ -28,6 +28,7 @@ pub enum LayerKind {
     Avgpool,
     Dense,
     Softmax,
+    Flatten,
 }
 
 /// The optional fields of a layer spec, as they are spelled in TOML.
@@ -54,7 +55,7 @@ const DEPTHWISE_FIELDS: &[Field] = &[
 
 impl LayerKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [LayerKind; 13] = [
+    pub const ALL: [LayerKind; 14] = [
         LayerKind::Conv1d,
         LayerKind::Conv2d,
         LayerKind::Depthwise1d,
@@ -68,6 +69,7 @@ impl LayerKind {
         LayerKind::Avgpool,
         LayerKind::Dense,
         LayerKind::Softmax,
+        LayerKind::Flatten,
     ];
 
     /// The name a spec uses.
@@ -86,6 +88,7 @@ impl LayerKind {
             LayerKind::Avgpool => "avgpool",
             LayerKind::Dense => "dense",
             LayerKind::Softmax => "softmax",
+            LayerKind::Flatten => "flatten",
         }
     }
 
@@ -104,7 +107,8 @@ impl LayerKind {
             LayerKind::Relu
             | LayerKind::Relu6
             | LayerKind::Identity
-            | LayerKind::Softmax => (&[], &[]),
+            | LayerKind::Softmax
+            | LayerKind::Flatten => (&[], &[]),
         }
     }
 

@@ -195,5 +195,18 @@ fn members_that_do_not_fit_together_are_refused_with_the_reason() {
         "{err}"
     );
 
+    let flat = SPEC_2D.replace(
+        "[[layers]]\nname = \"fc\"",
+        "[[layers]]\nname = \"flat\"\nkind = \"flatten\"\n[[layers]]\nname = \"fc\"",
+    );
+    let f = ModelSpec::from_toml_str(&flat).unwrap();
+    let err = merge(&[
+        Network::random(f.clone(), 1).unwrap(),
+        Network::random(f, 2).unwrap(),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("flat") && err.contains("interleave"), "{err}");
+
     assert!(merge(&[]).is_err());
 }

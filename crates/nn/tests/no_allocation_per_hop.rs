@@ -17,6 +17,7 @@ fn ten_thousand_ds_cnn_steps_allocate_zero_bytes() {
         "ds_cnn_s.toml",
         "tc_sep1d.toml",
         "kws.toml",
+        "kws_sep2d.toml",
     ] {
         let net = Network::random(config(name), 7).unwrap();
         let mut state = net.new_state();

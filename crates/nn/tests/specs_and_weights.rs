@@ -232,6 +232,39 @@ fn labels_must_match_the_output() {
 }
 
 #[test]
+fn flatten_folds_the_width_into_channels_and_takes_no_fields() {
+    let text = r#"
+name = "flat"
+[input]
+width = 5
+channels = 3
+frame_rate = 50.0
+[[layers]]
+name = "c"
+kind = "conv2d"
+out_channels = 2
+kernel = [2, 3]
+stride = [1, 2]
+[[layers]]
+name = "flat"
+kind = "flatten"
+[[layers]]
+name = "p"
+kind = "pointwise"
+out_channels = 4
+"#;
+    let net = Network::random(ModelSpec::from_toml_str(text).unwrap(), 1).unwrap();
+    let flat = &net.layers()[1];
+    assert_eq!((flat.input().width, flat.input().channels), (3, 2));
+    assert_eq!((flat.output().width, flat.output().channels), (1, 6));
+    assert_eq!(flat.params(), 0);
+    assert_eq!(net.layers()[2].params(), 6 * 4 + 4);
+    let bad = text.replace("kind = \"flatten\"", "kind = \"flatten\"\nframes = 2");
+    let err = Network::random(ModelSpec::from_toml_str(&bad).unwrap(), 1).unwrap_err();
+    assert!(err.to_string().contains("takes no `frames`"), "{err}");
+}
+
+#[test]
 fn groups_split_the_pointwise_mixing_and_are_checked() {
     let text = r#"
 name = "grouped"

@@ -60,6 +60,7 @@ fn layer_strategy(two_d: bool) -> impl Strategy<Value = Vec<LayerSpec>> {
             .out_channels(c)
             .activation(a)),
         Just(LayerSpec::new(LayerKind::Relu6)),
+        Just(LayerSpec::new(LayerKind::Flatten)),
     ]
     .prop_map(|l| vec![l]);
     let grouped = (

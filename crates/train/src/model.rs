@@ -196,6 +196,8 @@ enum Op {
         b: Var,
     },
     Softmax,
+    /// `[B, T, W, C]` read as `[B, T, 1, W * C]` (the engine's `flatten`).
+    Flatten,
 }
 
 /// A trainable model built from a [`ModelSpec`]'s layers.
@@ -374,6 +376,11 @@ impl KwsModel {
                     Op::Dense { name, w: wv, b }
                 }
                 LayerKind::Softmax => Op::Softmax,
+                LayerKind::Flatten => {
+                    c *= w;
+                    w = 1;
+                    Op::Flatten
+                }
                 kind => {
                     return Err(unsupported(
                         i,
@@ -478,6 +485,10 @@ impl KwsModel {
                     act(pw_bn.forward(&pointwise(&y, pw_w)?, train)?, *a)?
                 }
                 Op::Act(a) => act(x, *a)?,
+                Op::Flatten => {
+                    let (bsz, t, wd, c) = x.dims4()?;
+                    x.reshape((bsz, t, 1, wd * c))?
+                }
                 Op::AvgPool { frames } => {
                     let (_, t, w, _) = x.dims4()?;
                     let n = (*frames).min(t);
@@ -581,7 +592,7 @@ impl KwsModel {
                     put(format!("{name}.weight"), w.as_tensor().clone())?;
                     put(format!("{name}.bias"), b.as_tensor().clone())?;
                 }
-                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax => {}
+                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax | Op::Flatten => {}
             }
         }
         Ok(out)

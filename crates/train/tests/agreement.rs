@@ -98,6 +98,11 @@ fn tc_candle_matches_nn_offline_and_streaming() {
 }
 
 #[test]
+fn sep2d_candle_matches_nn_offline_and_streaming() {
+    check("kws_sep2d.toml");
+}
+
+#[test]
 fn tc_10ms_strided_stem_candle_matches_nn_offline_and_streaming() {
     check("kws_tc_10ms.toml");
 }

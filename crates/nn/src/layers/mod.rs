@@ -9,6 +9,7 @@ mod conv;
 mod dense;
 mod depthwise;
 mod elementwise;
+mod flatten;
 mod geometry;
 pub mod history;
 mod pointwise;
@@ -20,6 +21,7 @@ pub use conv::Conv;
 pub use dense::Dense;
 pub use depthwise::Depthwise;
 pub use elementwise::ElementWise;
+pub use flatten::Flatten;
 pub use geometry::ConvGeometry;
 pub use history::History;
 pub use pointwise::Pointwise;
@@ -141,6 +143,7 @@ ops! {
     AvgPool(AvgPool),
     Dense(Dense),
     Softmax(Softmax),
+    Flatten(Flatten),
 }
 
 /// One layer of a network: its name (the prefix of its tensors), its kind and its op.
