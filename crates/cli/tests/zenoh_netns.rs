@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::repo_root;
+use common::{repo_root, stat};
 
 fn ip(args: &[&str]) -> bool {
     Command::new("ip")
@@ -152,26 +152,23 @@ fn the_graph_runs_across_two_network_namespaces_or_skip_without_netns() {
         .filter_map(|v| v["keyword"].as_str().map(String::from))
         .collect();
     assert_eq!(words, ["yes", "stop", "left", "go"], "events on host b");
-    // every block crossed: the final counts of the two hosts agree, nothing lost or late
-    let (sent, received) = (
-        last_in(&cap_err, "audio.pub"),
-        last_in(&rest_err, "audio.sub"),
+    // every block crossed once host b was there: capture starts first and publishes while no
+    // subscriber matches (counted unheard, at most the first second); after that the final
+    // counts of the two hosts agree, to within the few blocks zenoh's matching status and its
+    // route can disagree on at the join
+    let (sent, unheard, received) = (
+        stat(&cap_err, "audio.pub", "in"),
+        stat(&cap_err, "audio.pub", "unheard"),
+        stat(&rest_err, "audio.sub", "in"),
     );
     assert!(sent > 900, "capture sent {sent} blocks");
-    assert_eq!(received, sent, "blocks lost between the hosts");
+    assert!(unheard <= 100, "{unheard} blocks sent before host b joined");
+    assert!(
+        (received + unheard).abs_diff(sent) <= 3,
+        "blocks between the hosts: sent {sent}, unheard {unheard}, received {received}"
+    );
     assert!(
         rest_err.contains("| net missing 0 reordered 0"),
         "{rest_err}"
     );
-}
-
-/// The `in` count of the last stats line of `stage`.
-fn last_in(stderr: &str, stage: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with(&format!("{stage} ")))
-        .unwrap_or_else(|| panic!("no {stage} stats in:\n{stderr}"));
-    let w: Vec<&str> = line.split_whitespace().collect();
-    w[2].parse().unwrap()
 }

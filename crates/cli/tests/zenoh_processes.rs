@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{live_audio_ready, pick_clip, repo_root, stderr_lines};
+use common::{live_audio_ready, pick_clip, repo_root, stat, stderr_lines};
 use sepstream_testkit::free_port;
 /// The shipped three-process configs on fresh ports and keys, written to `dir`.
 struct Configs {
@@ -149,24 +149,6 @@ impl Proc {
         );
         (took, err)
     }
-}
-
-/// A counter from the final stats line of `stage` (e.g. `in`, `missing`, `unheard`).
-fn stat(stderr: &str, stage: &str, field: &str) -> u64 {
-    let finals = stderr
-        .rsplit_once("stats (final")
-        .map(|(_, f)| f)
-        .unwrap_or_else(|| panic!("no final stats in:\n{stderr}"));
-    let line = finals
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{stage} ")))
-        .unwrap_or_else(|| panic!("no {stage} line in:\n{finals}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let at = words
-        .iter()
-        .position(|w| *w == field)
-        .unwrap_or_else(|| panic!("no {field} in {line}"));
-    words[at + 1].trim_end_matches("us").parse().unwrap()
 }
 
 fn keyword_of(line: &str) -> Option<String> {

@@ -127,3 +127,21 @@ pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     });
     rx
 }
+
+/// A counter from the final stats line of `stage` (e.g. `in`, `missing`, `unheard`).
+pub fn stat(stderr: &str, stage: &str, field: &str) -> u64 {
+    let finals = stderr
+        .rsplit_once("stats (final")
+        .map(|(_, f)| f)
+        .unwrap_or_else(|| panic!("no final stats in:\n{stderr}"));
+    let line = finals
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{stage} ")))
+        .unwrap_or_else(|| panic!("no {stage} line in:\n{finals}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == field)
+        .unwrap_or_else(|| panic!("no {field} in {line}"));
+    words[at + 1].trim_end_matches("us").parse().unwrap()
+}
