@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use sepstream_nn::{ModelSpec, Network};
+use sepstream_kws::{KwsModel, RANDOM_WEIGHTS_SEED};
 use sepstream_pipeline::deadline::{
-    measure_hops, time_items, AllocProbe, CoreLoad, DeadlineFigures, HopFigures, HopRun,
+    measure_model_hops, time_items, AllocProbe, CoreLoad, DeadlineFigures, HopFigures, HopRun,
     Percentiles,
 };
 use sepstream_vision::nalgebra::{Isometry2, Vector2};
@@ -34,8 +34,9 @@ static ALLOC: sepstream_testkit::CountingAlloc = sepstream_testkit::CountingAllo
 /// Options of `sepstream bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Keyword model: a spec file (its weights file is used when present, else random weights,
-    /// seed 7) or a bundled model's name. Default: the bundled keyword model `kws`.
+    /// Keyword model: a spec file (with its [frontend] and [decision] tables, as `sepstream wav`
+    /// reads it; its weights file is used when present, else random weights, seed 1) or a
+    /// bundled model's name. Default: the bundled keyword model `kws`.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Depth perception model measured against the 33 ms frame budget: a spec file or a bundled
@@ -166,27 +167,19 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     if !(args.minutes.is_finite() && args.minutes > 0.0) {
         anyhow::bail!("--minutes must be a positive number, got {}", args.minutes);
     }
-    let (net, weights, model_name) = match &args.model {
+    let (model, weights, model_name) = match &args.model {
         Some(model_path) if model_path.is_file() => {
-            let spec = ModelSpec::load(model_path)
-                .with_context(|| format!("loading model spec {}", model_path.display()))?;
-            match spec.weights_path(model_path).filter(|p| p.exists()) {
-                Some(p) => (
-                    Network::load(model_path)
-                        .with_context(|| format!("loading {}", model_path.display()))?,
-                    p.display().to_string(),
-                    model_path.display().to_string(),
-                ),
-                None => (
-                    Network::random(spec, 7)?,
-                    "random (seed 7)".to_string(),
-                    model_path.display().to_string(),
-                ),
-            }
+            let model = KwsModel::load(model_path, true)
+                .with_context(|| format!("loading {}", model_path.display()))?;
+            let weights = match model.spec().weights_path(model_path) {
+                Some(p) if !model.random => p.display().to_string(),
+                _ => format!("random (seed {RANDOM_WEIGHTS_SEED})"),
+            };
+            (model, weights, model_path.display().to_string())
         }
         other => {
-            let (net, name) = crate::model_arg::keyword_network(other.as_deref())?;
-            (net, name.clone(), name)
+            let (model, name) = crate::model_arg::keyword_model(other.as_deref())?;
+            (model, name.clone(), name)
         }
     };
     let realtime = args.realtime && !args.fast;
@@ -201,7 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         audio_seconds: args.minutes * 60.0,
         realtime,
     };
-    let hops = measure_hops(&net, &run, alloc_probe())?;
+    let hops = measure_model_hops(&model, &run, alloc_probe())?;
     // The frame and tick jobs, as fast as possible (the other core still loaded if asked).
     let depth_frame = bench_depth(args.depth_model.as_deref(), args.depth_frames)?;
     let control_tick = bench_control(args.control_hz, 60.0)?;

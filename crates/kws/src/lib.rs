@@ -18,6 +18,6 @@ mod model;
 mod spotter;
 
 pub use error::KwsError;
-pub use model::{KwsModel, ModelSettings};
+pub use model::{KwsModel, ModelSettings, RANDOM_WEIGHTS_SEED};
 pub use sepstream_audio::{DecisionConfig, FrontendConfig, KeywordHit};
 pub use spotter::{Event, Hop, Spotter, Trace};

@@ -58,6 +58,9 @@ pub(crate) fn check_features(net: &Network, frontend: &FrontendConfig) -> Result
     Ok(())
 }
 
+/// The seed of the random weights [`KwsModel::load`] gives a spec whose weights file is absent.
+pub const RANDOM_WEIGHTS_SEED: u64 = 1;
+
 /// A keyword model ready to run: network, front end, decision settings, labels.
 #[derive(Clone)]
 pub struct KwsModel {
@@ -98,7 +101,8 @@ impl KwsModel {
     }
 
     /// Loads a spec and its trained weights. With `random_if_missing`, a spec whose weights file
-    /// is absent gets deterministic random weights instead (plumbing runs; detections meaningless).
+    /// is absent gets deterministic random weights instead (seed [`RANDOM_WEIGHTS_SEED`]; plumbing
+    /// runs, detections are meaningless).
     pub fn load(spec_path: &Path, random_if_missing: bool) -> Result<Self, KwsError> {
         let model_error = |source| KwsError::Model {
             origin: spec_path.display().to_string(),
@@ -110,7 +114,7 @@ impl KwsModel {
             p.is_file()
         });
         if !weights_present && random_if_missing {
-            let net = Network::random(spec, 1).map_err(model_error)?;
+            let net = Network::random(spec, RANDOM_WEIGHTS_SEED).map_err(model_error)?;
             return Self::from_network(net, true);
         }
         let net = Network::load(spec_path).map_err(model_error)?;

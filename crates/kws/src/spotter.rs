@@ -165,6 +165,11 @@ impl<N: Deref<Target = Network>> Spotter<N> {
         self.features.input_rate()
     }
 
+    /// The front end's settings (its hop, [`FrontendConfig::hop`], is one feature frame).
+    pub fn frontend(&self) -> &FrontendConfig {
+        self.features.config()
+    }
+
     /// Seconds between posterior frames.
     pub fn posterior_period(&self) -> f64 {
         posterior_period(&self.net, self.features.config())

@@ -2,23 +2,25 @@
 //!
 //! - [`time_items`]: any periodic job (a depth frame, a control tick) timed item by item against
 //!   its deadline: p50 / p99 / p99.9 / max / mean, misses, bytes allocated per item.
-//! - [`measure_hops`]: samples -> features -> streaming keyword network -> decision, one hop (one
-//!   feature frame period of input samples) at a time over synthetic audio, paced in real time or
-//!   as fast as possible; per-hop compute and deadline latency, misses, real-time factor,
-//!   allocations.
+//! - [`measure_model_hops`]: samples -> features -> streaming keyword network -> decision (a
+//!   [`Spotter`] of a [`KwsModel`]), one hop (one feature frame period of input samples) at a
+//!   time over synthetic audio, paced in real time or as fast as possible; per-hop compute and
+//!   deadline latency, misses, real-time factor, allocations. [`measure_hops`] is the same for a
+//!   bare network (the criterion benches').
 //! - [`CoreLoad`]: a thread keeping another core busy while measuring.
 //!
 //! Allocations are counted only when the caller passes an [`AllocProbe`], a function reading the
 //! calling thread's counts from a counting global allocator (`sepstream_testkit::CountingAlloc`);
 //! without one the allocation figures are `None`.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use sepstream_audio::{AudioError, DecisionConfig, FeatureStream, FrontendConfig, KeywordDetector};
+use sepstream_kws::{FrontendConfig, KwsError, KwsModel, ModelSettings, Spotter};
 use sepstream_nn::Network;
 
 /// Errors of the deadline harness.
@@ -27,29 +29,10 @@ pub enum DeadlineError {
     /// A latency histogram could not be created.
     #[error("latency histogram")]
     Histogram(#[source] hdrhistogram::CreationError),
-    /// The model spec's `[frontend]` table is invalid.
-    #[error("the spec's [frontend] table")]
-    FrontendTable(#[source] AudioError),
-    /// The model spec's `[decision]` table is invalid.
-    #[error("the spec's [decision] table")]
-    DecisionTable(#[source] AudioError),
-    /// The front end's frames do not fit the model's input.
-    #[error("front end gives {frontend} features per frame, the model reads {model}")]
-    FeatureWidth {
-        /// Features per frame of the front end.
-        frontend: usize,
-        /// Values per input frame of the model.
-        model: usize,
-    },
-    /// The streaming front end could not be built for this input rate.
-    #[error("front end for {input_rate} Hz input")]
-    FrontEnd {
-        /// The input sample rate.
-        input_rate: u32,
-        /// Why.
-        #[source]
-        source: AudioError,
-    },
+    /// The keyword model's settings do not fit its network, or its front end cannot be made
+    /// for the input rate.
+    #[error("keyword chain")]
+    Kws(#[source] Box<KwsError>),
     /// The length of audio to measure is not a positive number of seconds.
     #[error("audio to measure must be a positive number of seconds, got {0}")]
     AudioLength(f64),
@@ -64,6 +47,12 @@ pub enum DeadlineError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl From<KwsError> for DeadlineError {
+    fn from(e: KwsError) -> Self {
+        DeadlineError::Kws(Box::new(e))
+    }
 }
 
 /// Allocation counts of one thread so far.
@@ -244,23 +233,19 @@ impl HopFigures {
     }
 }
 
-/// The front end a keyword network reads: its spec's `[frontend]` table, else (the reference
-/// DS-CNN specs) MFCCs at the model's input width; checked against the model's input.
-pub fn keyword_frontend(net: &Network) -> Result<FrontendConfig, DeadlineError> {
-    let frontend = match &net.spec().frontend {
-        Some(t) => FrontendConfig::from_table(t).map_err(DeadlineError::FrontendTable)?,
-        None => FrontendConfig {
+/// The settings [`measure_hops`] runs a bare network with: its spec's, as
+/// [`ModelSettings::from_spec`] reads them, except that a spec with no `[frontend]` table (the
+/// shape-only reference DS-CNN specs, e.g. `configs/ds_cnn_s.toml`) gets MFCCs at the network's
+/// input width.
+pub fn bare_network_settings(net: &Network) -> Result<ModelSettings, DeadlineError> {
+    let mut settings = ModelSettings::from_spec(net.spec())?;
+    if net.spec().frontend.is_none() {
+        settings.frontend = FrontendConfig {
             n_mfcc: Some(net.input_shape().len()),
             ..FrontendConfig::default()
-        },
-    };
-    if frontend.feature_len() != net.input_shape().len() {
-        return Err(DeadlineError::FeatureWidth {
-            frontend: frontend.feature_len(),
-            model: net.input_shape().len(),
-        });
+        };
     }
-    Ok(frontend)
+    Ok(settings)
 }
 
 /// Deterministic synthetic "speech-like" audio: noise plus a wandering tone in bursts, written
@@ -303,35 +288,48 @@ impl SyntheticSpeech {
     }
 }
 
-/// Drives the full audio chain of a keyword network (its front end from
-/// [`keyword_frontend`], its `[decision]` table or the default decision) hop by hop over
-/// `run.audio_seconds` of synthetic audio on the calling thread, and measures each hop against
-/// the hop deadline; allocations are counted when `probe` is given.
+/// Drives the full audio chain of a keyword model (a [`Spotter`] with its front end and decision
+/// settings) hop by hop over `run.audio_seconds` of synthetic audio on the calling thread, and
+/// measures each hop against the hop deadline; allocations are counted when `probe` is given.
+pub fn measure_model_hops(
+    model: &KwsModel,
+    run: &HopRun,
+    probe: Option<AllocProbe>,
+) -> Result<HopFigures, DeadlineError> {
+    check_length(run)?;
+    measure_spotter(Spotter::new(model, run.input_rate)?, run, probe)
+}
+
+/// [`measure_model_hops`] for a bare network, with [`bare_network_settings`] (the criterion
+/// benches' reference specs have no `[frontend]` table).
 pub fn measure_hops(
     net: &Network,
     run: &HopRun,
     probe: Option<AllocProbe>,
 ) -> Result<HopFigures, DeadlineError> {
-    if !(run.audio_seconds.is_finite() && run.audio_seconds > 0.0) {
-        return Err(DeadlineError::AudioLength(run.audio_seconds));
-    }
-    let spec = net.spec();
-    let frontend = keyword_frontend(net)?;
-    let mut features = FeatureStream::new(&frontend, run.input_rate).map_err(|source| {
-        DeadlineError::FrontEnd {
-            input_rate: run.input_rate,
-            source,
-        }
-    })?;
-    let mut state = net.new_state();
-    let decision = match &spec.decision {
-        Some(t) => DecisionConfig::from_table(t).map_err(DeadlineError::DecisionTable)?,
-        None => DecisionConfig::default(),
-    };
-    let period = net.time_stride() as f64 / frontend.frame_rate();
-    let mut detector = KeywordDetector::new(&decision, &spec.labels, period);
+    check_length(run)?;
+    let ModelSettings { frontend, decision } = bare_network_settings(net)?;
+    let spotter = Spotter::with_network(net, &frontend, &decision, run.input_rate)?;
+    measure_spotter(spotter, run, probe)
+}
 
+fn check_length(run: &HopRun) -> Result<(), DeadlineError> {
+    if run.audio_seconds.is_finite() && run.audio_seconds > 0.0 {
+        Ok(())
+    } else {
+        Err(DeadlineError::AudioLength(run.audio_seconds))
+    }
+}
+
+/// The measured loop: one hop of input samples at a time through `spotter` (features, network
+/// step, decision), timed from the samples pushed to the hop's last callback.
+fn measure_spotter<N: Deref<Target = Network>>(
+    mut spotter: Spotter<N>,
+    run: &HopRun,
+    probe: Option<AllocProbe>,
+) -> Result<HopFigures, DeadlineError> {
     // One hop = one feature frame period of input samples.
+    let frontend = spotter.frontend();
     let hop_s = frontend.hop as f64 / frontend.sample_rate as f64;
     let hop_samples = (hop_s * run.input_rate as f64).round().max(1.0) as usize;
     let deadline = Duration::from_secs_f64(hop_samples as f64 / run.input_rate as f64);
@@ -350,9 +348,7 @@ pub fn measure_hops(
     // Warm-up: one second of audio, not measured (first touches of every buffer).
     for _ in 0..(1.0 / deadline.as_secs_f64()) as usize {
         audio.fill(&mut block);
-        features.push(&block, |_, f| {
-            net.step(&mut state, f);
-        });
+        spotter.push(&block, |_| {});
     }
     let start = Instant::now();
     for hop in 0..hops {
@@ -367,14 +363,10 @@ pub fn measure_hops(
         }
         let before = count();
         let t0 = Instant::now();
-        features.push(&block, |t, f| {
+        spotter.push_hops(&block, |h| {
             frames += 1;
-            if let Some(post) = net.step(&mut state, f) {
-                outputs += 1;
-                if detector.push_hit(t, post).is_some() {
-                    decisions += 1;
-                }
-            }
+            outputs += u64::from(h.posteriors.is_some());
+            decisions += u64::from(h.hit.is_some());
         });
         let t1 = Instant::now();
         let after = count();
@@ -506,5 +498,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!(figures.bytes_allocated_per_item, Some(8.0));
+    }
+
+    #[test]
+    fn a_bare_reference_spec_and_a_keyword_model_run_through_the_same_loop() {
+        let run = HopRun {
+            audio_seconds: 0.5,
+            ..HopRun::default()
+        };
+        // configs/ds_cnn_s.toml has no [frontend]: MFCCs at its width of 10, 20 ms hops.
+        let spec = sepstream_nn::ModelSpec::load(&sepstream_testkit::config_path("ds_cnn_s.toml"))
+            .unwrap();
+        let net = Network::random(spec, 7).unwrap();
+        let h = measure_hops(&net, &run, None).unwrap();
+        assert_eq!((h.hop_samples, h.hops, h.feature_frames), (320, 25, 25));
+        assert_eq!(h.bytes_allocated_per_hop, None);
+        // The same network as a keyword model takes the default front end (40 log-mels) and
+        // does not fit it.
+        let err = KwsModel::from_network(net, true).map(drop).unwrap_err();
+        assert!(matches!(err, KwsError::Features { .. }), "{err}");
+
+        let model = KwsModel::bundled_default().unwrap();
+        let h = measure_model_hops(&model, &run, None).unwrap();
+        assert_eq!(h.feature_frames, h.hops);
+        assert!(h.network_outputs > 0);
     }
 }
