@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use sepstream_audio::read_audio;
+use sepstream_audio::AudioReader;
+use sepstream_kws::{Event, Spotter};
 use sepstream_pipeline::voice_robot::{
     self, scheduled_commands, FeedEvent, LiveCommands, RobotCommands, RobotRun, RobotScene,
     VoiceRobotError,
 };
-use sepstream_pipeline::KwsModel;
-use sepstream_train::evaluate;
 use sepstream_vision::rt::CommandFeed;
 use sepstream_vision::sim::{parse_command_script, ScheduledCommand};
 
@@ -90,14 +89,24 @@ pub struct Args {
     json: bool,
 }
 
-/// Keyword events of a WAV file as robot commands: streaming features (sepstream-audio), the
-/// keyword network stepped frame by frame (sepstream-nn), the keyword detector; each command
-/// arrives at the time its event fired (`end`), i.e. with the model's real detection latency.
+/// Keyword events of a WAV file as robot commands: the keyword model's [`Spotter`] (streaming
+/// features, the network stepped frame by frame, the keyword detector) over the file block by
+/// block; each command arrives at the time its event fired (`end`), i.e. with the model's real
+/// detection latency.
 fn wav_commands(wav: &Path, kws_model: Option<&Path>) -> anyhow::Result<Vec<ScheduledCommand>> {
-    let (net, name) = crate::model_arg::keyword_network(kws_model)?;
-    let (fe, dc) = evaluate::configs(&net).with_context(|| format!("keyword model {name}"))?;
-    let (samples, rate) = read_audio(wav).with_context(|| format!("reading {}", wav.display()))?;
-    let events = evaluate::detect(&net, &fe, &dc, &samples, rate)?;
+    let (model, name) = crate::model_arg::keyword_model(kws_model)?;
+    let mut reader =
+        AudioReader::open(wav).with_context(|| format!("reading {}", wav.display()))?;
+    let mut spotter = Spotter::new(&model, reader.info().sample_rate)
+        .with_context(|| format!("keyword model {name}"))?;
+    let mut events = Vec::new();
+    spotter
+        .push_reader(&mut reader, |hop| {
+            if let Some(hit) = &hop.hit {
+                events.push(Event::from_hit(hit, &model.labels));
+            }
+        })
+        .with_context(|| format!("reading {}", wav.display()))?;
     let heard: Vec<String> = events
         .iter()
         .map(|ev| format!("{}@{:.2}", ev.keyword, ev.end))
@@ -208,9 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         fifo_priority: (args.fifo > 0).then_some(args.fifo),
     };
     let commands = if args.mic {
-        let (net, name) = crate::model_arg::keyword_network(args.kws_model.as_deref())?;
-        let model =
-            KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?;
+        let (model, _) = crate::model_arg::keyword_model(args.kws_model.as_deref())?;
         let source = LiveCommands::Mic {
             model,
             device: args.device.clone(),
