@@ -70,3 +70,16 @@ pub enum KwsError {
     #[error(transparent)]
     Read(sepstream_audio::AudioError),
 }
+
+/// `e` and its causes, one after the other (`: `-separated), for messages that carry an error
+/// as text.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -17,7 +17,7 @@ mod error;
 mod model;
 mod spotter;
 
-pub use error::KwsError;
+pub use error::{with_causes, KwsError};
 pub use model::{KwsModel, ModelSettings, RANDOM_WEIGHTS_SEED};
 pub use sepstream_audio::{DecisionConfig, FrontendConfig, KeywordHit};
 pub use spotter::{Event, Hop, Spotter, Trace};

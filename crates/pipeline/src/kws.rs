@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use sepstream_kws::KwsModel;
-use sepstream_kws::Spotter;
+use sepstream_kws::{with_causes, Spotter};
 
 use crate::capture::AudioBlock;
 use crate::error::StageError;
@@ -105,18 +105,6 @@ pub struct KwsStage {
     spotter: Option<Spotter>,
     expected: Option<u64>,
     meter: Arc<Meter>,
-}
-
-/// `e` and its causes, one after the other.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 impl KwsStage {

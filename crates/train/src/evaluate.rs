@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sepstream_audio::{resample_clip, DecisionConfig, FeatureExtractor, FrontendConfig};
-use sepstream_kws::{Hop, ModelSettings, Spotter};
+use sepstream_kws::{with_causes, Hop, ModelSettings, Spotter};
 use sepstream_nn::Network;
 use serde::Serialize;
 
@@ -401,18 +401,6 @@ fn run_detector(
     }
     spotter.finish_hops(&mut on);
     Ok(events)
-}
-
-/// `e` and its causes, one after the other.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Clips of a folder, for evaluation.

@@ -252,12 +252,9 @@ impl StreamOp for Conv {
         2 * (self.weight.len() * self.geom.out_width) as u64
     }
     fn step(&self, state: &mut LayerState, input: &[f32], out: &mut [f32]) -> bool {
-        let emit = state.tick(self.geom.s_t);
-        if emit {
-            self.compute(&state.history, input, out);
-        }
-        state.history.push(input);
-        emit
+        state.convolve(self.geom.s_t, input, |history, _| {
+            self.compute(history, input, out)
+        })
     }
     fn forward(&self, input: &[f32], t: usize) -> Vec<f32> {
         Conv::forward(self, input, t)

@@ -178,6 +178,24 @@ impl LayerState {
         self.frames_seen += 1;
         emit
     }
+
+    /// One step of a layer that reads its past frames: counts the frame, runs `compute` with
+    /// the history and the scratch space when time stride `stride` emits, then remembers
+    /// `input`. Returns whether it emitted.
+    #[inline]
+    pub(crate) fn convolve(
+        &mut self,
+        stride: usize,
+        input: &[f32],
+        compute: impl FnOnce(&History, &mut [f32]),
+    ) -> bool {
+        let emit = self.tick(stride);
+        if emit {
+            compute(&self.history, &mut self.scratch);
+        }
+        self.history.push(input);
+        emit
+    }
 }
 
 impl Layer {

@@ -136,12 +136,9 @@ impl StreamOp for Separable {
         StreamOp::flops_per_frame(&self.depthwise) + StreamOp::flops_per_frame(&self.pointwise)
     }
     fn step(&self, state: &mut LayerState, input: &[f32], out: &mut [f32]) -> bool {
-        let emit = state.tick(self.depthwise.geom().s_t);
-        if emit {
-            self.compute(&state.history, input, &mut state.scratch, out);
-        }
-        state.history.push(input);
-        emit
+        state.convolve(self.depthwise.geom().s_t, input, |history, scratch| {
+            self.compute(history, input, scratch, out)
+        })
     }
     fn forward(&self, input: &[f32], t: usize) -> Vec<f32> {
         Separable::forward(self, input, t)
