@@ -62,8 +62,7 @@ pub fn classify_window(
     rate: u32,
     window: f64,
 ) -> Result<Option<Vec<f32>>, TrainError> {
-    let mut x = resample_clip(samples, rate, fe.sample_rate)
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut x = resample_clip(samples, rate, fe.sample_rate)?;
     x.resize(tail_samples(window, fe.sample_rate), 0.0);
     let mut fx = FeatureExtractor::try_new(fe).map_err(|e| TrainError::Spec(e.to_string()))?;
     let feats = fx.clip(&x);
@@ -263,7 +262,7 @@ pub fn build_stream(
     let load = |c: &Clip| -> Result<Vec<f32>, TrainError> {
         let (s, r) = sepstream_audio::read_audio(&c.path)
             .map_err(|e| TrainError::Data(format!("{}: {e}", c.path.display())))?;
-        sepstream_audio::resample_clip(&s, r, rate).map_err(|e| TrainError::Data(e.to_string()))
+        Ok(sepstream_audio::resample_clip(&s, r, rate)?)
     };
     let noise: Vec<Vec<f32>> = clips
         .iter()
@@ -558,9 +557,8 @@ pub fn build_stream_on_background(
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6261_636b);
     let mut bed = Vec::new();
     for p in background {
-        let (s, r) = sepstream_audio::read_audio(p).map_err(|e| TrainError::Data(e.to_string()))?;
-        let s = sepstream_audio::resample_clip(&s, r, rate)
-            .map_err(|e| TrainError::Data(e.to_string()))?;
+        let (s, r) = sepstream_audio::read_audio(p)?;
+        let s = sepstream_audio::resample_clip(&s, r, rate)?;
         bed.extend_from_slice(&s);
     }
     if bed.is_empty() {

@@ -22,6 +22,9 @@ pub enum TrainError {
     },
     #[error("data: {0}")]
     Data(String),
+    /// Audio that cannot be read or resampled (the error names the file where there is one).
+    #[error(transparent)]
+    Audio(#[from] sepstream_audio::AudioError),
     #[error("model spec: {0}")]
     Spec(String),
     #[error("export: {0}")]
