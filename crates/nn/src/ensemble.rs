@@ -221,9 +221,11 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
                 }
             }
             // No weights and every channel stays a channel: it serves the K member blocks as
-            // they are (activations, pooling, a flatten of width 1).
-            _ if layer.params() == 0 && layer.output().channels == layer.input().channels => {}
-            _ if layer.params() == 0 && replicated => {
+            // they are (activations, pooling, a flatten of width 1). Before the first weighted
+            // layer there is one block, whatever the layout.
+            _ if layer.params() == 0
+                && (!replicated || layer.output().channels == layer.input().channels) => {}
+            _ if layer.params() == 0 => {
                 return fail(
                     n,
                     &format!(
@@ -232,7 +234,6 @@ pub fn merge(members: &[Network]) -> Result<Network, NnError> {
                     ),
                 );
             }
-            _ if layer.params() == 0 => {}
             _ => return fail(n, &format!("{} layers are not merged", layer.kind)),
         }
     }

@@ -235,18 +235,13 @@ impl StreamOp for Conv {
         })
     }
     fn tensors(&self) -> Vec<TensorView<'_>> {
-        vec![
-            TensorView {
-                suffix: "weight",
-                shape: Self::weight_shape(&self.geom, self.out_channels),
-                data: &self.weight,
-            },
-            TensorView {
-                suffix: "bias",
-                shape: vec![self.out_channels],
-                data: &self.bias,
-            },
-        ]
+        TensorView::weight_and_bias(
+            ["weight", "bias"],
+            Self::weight_shape(&self.geom, self.out_channels),
+            &self.weight,
+            &self.bias,
+        )
+        .into()
     }
     fn flops_per_frame(&self) -> u64 {
         2 * (self.weight.len() * self.geom.out_width) as u64

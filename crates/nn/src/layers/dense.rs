@@ -51,9 +51,13 @@ impl Dense {
         activation: Activation,
         tensors: &mut LayerTensors,
     ) -> Result<Self, NnError> {
-        let weight = tensors.get("weight", &[units, input.len()])?;
+        let weight = tensors.get("weight", &Self::weight_shape(input, units))?;
         let bias = tensors.get("bias", &[units])?;
         Ok(Self::new(input, units, weight, bias, activation))
+    }
+
+    fn weight_shape(input: FrameShape, units: usize) -> Vec<usize> {
+        vec![units, input.len()]
     }
 
     pub fn input(&self) -> FrameShape {
@@ -108,18 +112,13 @@ impl StreamOp for Dense {
         0
     }
     fn tensors(&self) -> Vec<TensorView<'_>> {
-        vec![
-            TensorView {
-                suffix: "weight",
-                shape: vec![self.units, self.input.len()],
-                data: &self.weight,
-            },
-            TensorView {
-                suffix: "bias",
-                shape: vec![self.units],
-                data: &self.bias,
-            },
-        ]
+        TensorView::weight_and_bias(
+            ["weight", "bias"],
+            Self::weight_shape(self.input, self.units),
+            &self.weight,
+            &self.bias,
+        )
+        .into()
     }
     fn flops_per_frame(&self) -> u64 {
         2 * self.weight.len() as u64

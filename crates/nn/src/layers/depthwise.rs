@@ -86,18 +86,12 @@ impl Depthwise {
         weight: &'static str,
         bias: &'static str,
     ) -> [TensorView<'_>; 2] {
-        [
-            TensorView {
-                suffix: weight,
-                shape: Self::weight_shape(&self.geom),
-                data: &self.weight,
-            },
-            TensorView {
-                suffix: bias,
-                shape: vec![self.geom.input.channels],
-                data: &self.bias,
-            },
-        ]
+        TensorView::weight_and_bias(
+            [weight, bias],
+            Self::weight_shape(&self.geom),
+            &self.weight,
+            &self.bias,
+        )
     }
 
     pub fn output(&self) -> FrameShape {

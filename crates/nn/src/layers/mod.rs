@@ -44,10 +44,32 @@ pub struct TensorView<'a> {
     pub data: &'a [f32],
 }
 
-impl TensorView<'_> {
+impl<'a> TensorView<'a> {
     /// Whether this is a bias (counted in parameters, not in weights).
     pub fn is_bias(&self) -> bool {
         self.suffix.ends_with("bias")
+    }
+
+    /// A weight of `weight_shape` and its bias (one value per output), named `names`
+    /// (`["weight", "bias"]`, or a separable half's `["depthwise.weight", "depthwise.bias"]`).
+    pub(crate) fn weight_and_bias(
+        names: [&'static str; 2],
+        weight_shape: Vec<usize>,
+        weight: &'a [f32],
+        bias: &'a [f32],
+    ) -> [TensorView<'a>; 2] {
+        [
+            TensorView {
+                suffix: names[0],
+                shape: weight_shape,
+                data: weight,
+            },
+            TensorView {
+                suffix: names[1],
+                shape: vec![bias.len()],
+                data: bias,
+            },
+        ]
     }
 }
 
@@ -224,7 +246,7 @@ impl Layer {
 
     /// The convolution geometry, for layers that have one.
     pub fn geometry(&self) -> Option<&ConvGeometry> {
-        self.op.stream_op().geometry()
+        self.op().geometry()
     }
 
     /// Input frames per output frame.

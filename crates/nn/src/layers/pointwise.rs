@@ -81,7 +81,7 @@ impl Pointwise {
         activation: Activation,
         tensors: &mut LayerTensors,
     ) -> Result<Self, NnError> {
-        let weight = tensors.get("weight", &[out_channels, input.channels / groups])?;
+        let weight = tensors.get("weight", &Self::weight_shape(input, out_channels, groups))?;
         let bias = tensors.get("bias", &[out_channels])?;
         Ok(Self::grouped(
             input,
@@ -91,6 +91,10 @@ impl Pointwise {
             bias,
             activation,
         ))
+    }
+
+    fn weight_shape(input: FrameShape, out_channels: usize, groups: usize) -> Vec<usize> {
+        vec![out_channels, input.channels / groups]
     }
 
     /// The same op running the kernel variant `isa` (if this CPU supports it).
@@ -125,18 +129,12 @@ impl Pointwise {
         weight: &'static str,
         bias: &'static str,
     ) -> [TensorView<'_>; 2] {
-        [
-            TensorView {
-                suffix: weight,
-                shape: vec![self.out_channels, self.input.channels / self.groups],
-                data: &self.weight,
-            },
-            TensorView {
-                suffix: bias,
-                shape: vec![self.out_channels],
-                data: &self.bias,
-            },
-        ]
+        TensorView::weight_and_bias(
+            [weight, bias],
+            Self::weight_shape(self.input, self.out_channels, self.groups),
+            &self.weight,
+            &self.bias,
+        )
     }
 
     pub fn output(&self) -> FrameShape {
