@@ -77,6 +77,27 @@ pub struct Args {
     /// Train without any augmentation.
     #[arg(long)]
     no_augment: bool,
+    /// Recordings in which nobody addresses the device (every WAV/FLAC/MP3/Ogg file under DIR;
+    /// repeat for more), e.g. ../shared/data/speech/librispeech: cut into `_unknown_` windows,
+    /// laid under word clips (the augmentation's `background_prob`) and mined for hard
+    /// negatives. Split by speaker (the file name up to its first `-` or `_`) with the clips'
+    /// split; held-out speakers are never used.
+    #[arg(long, value_name = "DIR")]
+    negatives: Vec<PathBuf>,
+    /// `_unknown_` windows cut from --negatives per epoch.
+    #[arg(long, default_value_t = 2000, requires = "negatives")]
+    negative_windows: usize,
+    /// Mine hard negatives after every N epochs (0 = never): the model streams over the
+    /// training recordings and the windows where it fires (at --mine-threshold) join the
+    /// negatives, up to half of each epoch's windows.
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "negatives")]
+    mine_every: usize,
+    /// Decision threshold while mining (the spec's other decision settings apply).
+    #[arg(long, default_value_t = 0.3, requires = "negatives")]
+    mine_threshold: f32,
+    /// Most hard-negative windows kept (the highest scores).
+    #[arg(long, default_value_t = 3000, requires = "negatives")]
+    mine_max: usize,
     /// Use at most this many clips (spread over all labels), for quick runs.
     #[arg(long)]
     max_clips: Option<usize>,
@@ -122,6 +143,15 @@ impl Args {
                 t.display(),
                 self.distill,
                 self.temperature
+            );
+        }
+        for n in &self.negatives {
+            s += &format!(" --negatives {}", n.display());
+        }
+        if !self.negatives.is_empty() {
+            s += &format!(
+                " --negative-windows {} --mine-every {} --mine-threshold {} --mine-max {}",
+                self.negative_windows, self.mine_every, self.mine_threshold, self.mine_max
             );
         }
         if let Some(k) = self.split_seed {
@@ -180,6 +210,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.temperature > 0.0 && args.temperature.is_finite()) {
         anyhow::bail!("--temperature {}: must be above 0", args.temperature);
     }
+    if !(args.mine_threshold > 0.0 && args.mine_threshold < 1.0) {
+        anyhow::bail!(
+            "--mine-threshold {}: must be above 0 and below 1",
+            args.mine_threshold
+        );
+    }
     let augment = match (&args.augment, args.no_augment) {
         (_, true) => AugmentConfig::none(),
         (Some(p), false) => {
@@ -208,6 +244,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         temperature: args.temperature,
         augment,
         extra: args.extra.clone(),
+        negatives: sepstream_train::negatives::NegativeConfig {
+            dirs: args.negatives.clone(),
+            windows_per_epoch: args.negative_windows,
+            mine_every: args.mine_every,
+            mine_threshold: args.mine_threshold,
+            mine_max: args.mine_max,
+        },
         max_clips: args.max_clips,
         max_steps: args.max_steps,
         time_budget: args.time_budget,

@@ -31,6 +31,13 @@ pub struct AugmentConfig {
     /// (edge bands repeated): a vocal tract a little longer or shorter, without changing pitch or
     /// duration as `speed` does (0 = off).
     pub feature_shift_max: usize,
+    /// Probability that a word clip is laid over a stretch of the training recordings without
+    /// commands (`--negatives`: running speech, other phrases), which then also fills the
+    /// context before it and the tail after it, instead of silence or a `_silence_` clip.
+    pub background_prob: f32,
+    /// SNR range (dB) of the clip against that background (the clip's mean power over its one
+    /// second against the background's).
+    pub background_snr_db: (f32, f32),
 }
 
 impl Default for AugmentConfig {
@@ -48,6 +55,8 @@ impl Default for AugmentConfig {
             feature_mask_max: 4,
             context_prob: 0.5,
             feature_shift_max: 0,
+            background_prob: 0.0,
+            background_snr_db: (0.0, 20.0),
         }
     }
 }
@@ -68,11 +77,13 @@ impl AugmentConfig {
             feature_mask_max: 0,
             context_prob: 0.0,
             feature_shift_max: 0,
+            background_prob: 0.0,
+            background_snr_db: (0.0, 0.0),
         }
     }
 }
 
-fn uniform<R: Rng>(rng: &mut R, r: (f32, f32)) -> f32 {
+pub(crate) fn uniform<R: Rng>(rng: &mut R, r: (f32, f32)) -> f32 {
     if r.1 > r.0 {
         rng.random_range(r.0..r.1)
     } else {
@@ -126,7 +137,8 @@ pub fn shift(x: &[f32], n: isize) -> Vec<f32> {
         .collect()
 }
 
-fn power(x: &[f32]) -> f32 {
+/// Mean power of `x` (0 when empty).
+pub fn power(x: &[f32]) -> f32 {
     if x.is_empty() {
         return 0.0;
     }

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod export;
 #[cfg(feature = "train")]
 pub mod model;
+pub mod negatives;
 #[cfg(feature = "train")]
 pub mod trainer;
 

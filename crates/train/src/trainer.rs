@@ -15,8 +15,9 @@ use sepstream_kws::ModelSettings;
 use sepstream_nn::ModelSpec;
 
 use crate::augment::{self, AugmentConfig};
-use crate::dataset::{self, Clip, SILENCE};
+use crate::dataset::{self, Clip, SILENCE, UNKNOWN};
 use crate::model::KwsModel;
+use crate::negatives::{self, HardNegative, NegativeConfig, Recordings};
 use crate::TrainError;
 
 /// Training settings. `Default` is the recipe of the shipped models.
@@ -55,6 +56,8 @@ pub struct TrainConfig {
     pub context_frames: usize,
     /// Extra training folders (e.g. synthesized speech); never used for validation.
     pub extra: Vec<PathBuf>,
+    /// Recordings without commands: `_unknown_` windows, backgrounds, hard negatives.
+    pub negatives: NegativeConfig,
     /// Use at most this many clips of the data folder (before the split), for quick runs.
     pub max_clips: Option<usize>,
     /// Stop after this many optimizer steps in total (quick runs and tests).
@@ -84,6 +87,7 @@ impl Default for TrainConfig {
             augment: AugmentConfig::default(),
             context_frames: 25,
             extra: Vec::new(),
+            negatives: NegativeConfig::default(),
             max_clips: None,
             max_steps: None,
             time_budget: None,
@@ -336,6 +340,38 @@ pub fn train(
         .map(|c| c.samples.clone())
         .collect();
 
+    let recordings = if cfg.negatives.dirs.is_empty() {
+        None
+    } else {
+        let split_seed = cfg.split_seed.unwrap_or(cfg.seed);
+        let r = Recordings::load(&cfg.negatives.dirs, rate, split_seed, cfg.val_percent)?;
+        if r.is_empty() {
+            return Err(TrainError::Data(format!(
+                "negatives: no audio of training speakers under {}",
+                cfg.negatives
+                    .dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        log(&format!(
+            "negatives: {} recordings of training speakers, {:.1} min ({} held out); {} `_unknown_` windows an epoch",
+            r.beds.len(),
+            r.total() as f64 / f64::from(rate) / 60.0,
+            r.held_out,
+            cfg.negatives.windows_per_epoch
+        ));
+        Some(r)
+    };
+    let n_negative = if recordings.is_some() {
+        cfg.negatives.windows_per_epoch
+    } else {
+        0
+    };
+    let mut hard: Vec<HardNegative> = Vec::new();
+
     let (mean, std) = feature_stats(&fe, &train_clips[..n_train]);
     fe.mean = Some(mean);
     fe.std = Some(std);
@@ -375,7 +411,7 @@ pub fn train(
             ..Default::default()
         },
     )?;
-    let steps_per_epoch = train_clips.len().div_ceil(cfg.batch_size);
+    let steps_per_epoch = (train_clips.len() + n_negative).div_ceil(cfg.batch_size);
     let mut epochs_used = cfg.epochs;
     let mut total_steps = cfg
         .max_steps
@@ -421,11 +457,26 @@ pub fn train(
     let mut epoch = 0;
     'epochs: while epoch < epochs_used {
         let t0 = Instant::now();
-        let feats = epoch_features(&fe, &train_clips, &noise, cfg, epoch, ctx, tail);
+        let mut feats = epoch_features(
+            &fe,
+            &train_clips,
+            &noise,
+            recordings.as_ref(),
+            cfg,
+            epoch,
+            ctx,
+            tail,
+        );
+        let mut epoch_labels: Vec<u32> = train_clips.iter().map(|c| c.clip.label as u32).collect();
+        if let Some(r) = &recordings {
+            let negs = negative_features(&fe, r, &hard, &noise, cfg, epoch, ctx, tail);
+            epoch_labels.extend(std::iter::repeat_n(UNKNOWN as u32, negs.len()));
+            feats.extend(negs);
+        }
         let soft_targets = teacher
             .as_ref()
             .map(|t| teacher_targets(t, &feats, cfg.temperature));
-        let mut order: Vec<usize> = (0..train_clips.len()).collect();
+        let mut order: Vec<usize> = (0..feats.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
             cfg.seed ^ ((epoch as u64) << 32),
         ));
@@ -439,10 +490,7 @@ pub fn train(
             };
             opt.set_learning_rate(lr);
             let chunk: Vec<Vec<f32>> = idx.iter().map(|&i| feats[i].clone()).collect();
-            let labels: Vec<u32> = idx
-                .iter()
-                .map(|&i| train_clips[i].clip.label as u32)
-                .collect();
+            let labels: Vec<u32> = idx.iter().map(|&i| epoch_labels[i]).collect();
             let x = batch_tensor(&chunk, shape, &model)?;
             let y = Tensor::new(labels.as_slice(), model.device())?;
             let (logits, loss) = match &mixup {
@@ -531,6 +579,31 @@ pub fn train(
             report.best_val_acc = val_acc;
             report.best_epoch = epoch + 1;
             best = model.snapshot()?;
+        }
+        let every = cfg.negatives.mine_every;
+        if let Some(r) = recordings.as_ref().filter(|_| every > 0) {
+            if (epoch + 1) % every == 0 && epoch + 1 < epochs_used {
+                // The weights just judged (the average, with --ema) stream over the training
+                // recordings; where they fire becomes a negative of the next epochs.
+                let t = Instant::now();
+                let net = current_network(&model, template, &fe)?;
+                let found = negatives::mine(&net, &fe, &decision, cfg.negatives.mine_threshold, r)?;
+                let fired = found.len();
+                let new = negatives::merge(
+                    &mut hard,
+                    found,
+                    cfg.negatives.mine_max,
+                    (0.3 * f64::from(rate)) as usize,
+                );
+                log(&format!(
+                    "hard negatives: fires {fired} times at threshold {} on the {:.1} min of training recordings ({:.0} per hour), {new} new, {} kept ({:.1}s)",
+                    cfg.negatives.mine_threshold,
+                    r.total() as f64 / f64::from(rate) / 60.0,
+                    fired as f64 * 3600.0 * f64::from(rate) / r.total() as f64,
+                    hard.len(),
+                    t.elapsed().as_secs_f64()
+                ));
+            }
         }
         if let Some(raw) = raw {
             model.restore(&raw)?;
@@ -639,10 +712,12 @@ fn teacher_targets(
 
 /// One epoch of augmented training features, each `context + clip + tail` frames long (the
 /// tail is `tail` samples of silence, or of the background the context was drawn from).
+#[allow(clippy::too_many_arguments)]
 fn epoch_features(
     fe: &FrontendConfig,
     clips: &[LoadedClip],
     noise: &[Vec<f32>],
+    recordings: Option<&Recordings>,
     cfg: &TrainConfig,
     epoch: usize,
     ctx: usize,
@@ -672,9 +747,32 @@ fn epoch_features(
                     &cfg.augment,
                     &mut rng,
                 );
-                let with_ctx =
-                    ctx > 0 && !noise.is_empty() && rng.random::<f32>() < cfg.augment.context_prob;
-                let mut feats = if with_ctx {
+                // Drawn only when a background can be used, so runs without one are unchanged.
+                let bed = recordings.filter(|_| {
+                    !is_sil
+                        && cfg.augment.background_prob > 0.0
+                        && rng.random::<f32>() < cfg.augment.background_prob
+                });
+                let with_ctx = bed.is_none()
+                    && ctx > 0
+                    && !noise.is_empty()
+                    && rng.random::<f32>() < cfg.augment.context_prob;
+                let mut feats = if let Some(r) = bed {
+                    // The clip over running audio that also fills its context and tail.
+                    let mut s = r.random_window(ctx_samples + y.len() + tail, &mut rng);
+                    let snr = augment::uniform(&mut rng, cfg.augment.background_snr_db);
+                    let (py, pb) = (augment::power(&y), augment::power(&s));
+                    let g = if py > 0.0 && pb > 0.0 {
+                        (py / pb / 10f32.powf(snr / 10.0)).sqrt()
+                    } else {
+                        0.0
+                    };
+                    s.iter_mut().for_each(|v| *v *= g);
+                    for (o, v) in s[ctx_samples..].iter_mut().zip(&y) {
+                        *o += v;
+                    }
+                    fx.clip(&s)
+                } else if with_ctx {
                     // Background before the clip, at a random level, through the same front end.
                     let n = &noise[rng.random_range(0..noise.len())];
                     let g = 10f32.powf(rng.random_range(-30.0f32..0.0) / 20.0);
@@ -695,6 +793,76 @@ fn epoch_features(
             },
         )
         .collect()
+}
+
+/// One epoch's `_unknown_` windows from the recordings without commands, each as long as a
+/// training clip with its context and tail: up to half of them end where a model fired
+/// (`hard`, a little before or after), the rest at fresh places; gain and noise as for clips.
+#[allow(clippy::too_many_arguments)]
+fn negative_features(
+    fe: &FrontendConfig,
+    recordings: &Recordings,
+    hard: &[HardNegative],
+    noise: &[Vec<f32>],
+    cfg: &TrainConfig,
+    epoch: usize,
+    ctx: usize,
+    tail: usize,
+) -> Vec<Vec<f32>> {
+    let f = fe.feature_len();
+    let rate = fe.sample_rate;
+    let len = ctx * fe.hop + rate as usize + tail;
+    let n = cfg.negatives.windows_per_epoch;
+    let n_hard = hard.len().min(n / 2);
+    (0..n)
+        .into_par_iter()
+        .map_init(
+            || FeatureExtractor::new(fe),
+            |fx, j| {
+                let mut rng = ChaCha8Rng::seed_from_u64(
+                    (cfg.seed ^ 0x6e65_6761_7469_7665)
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add((epoch as u64) << 24)
+                        .wrapping_add(j as u64),
+                );
+                let mut x = if j < n_hard {
+                    let h = hard[rng.random_range(0..hard.len())];
+                    let jitter = (rng.random_range(-0.05f32..0.25) * rate as f32) as i64;
+                    recordings.window_ending(h.bed, (h.end as i64 + jitter).max(0) as usize, len)
+                } else {
+                    recordings.random_window(len, &mut rng)
+                };
+                let g = 10f32.powf(augment::uniform(&mut rng, cfg.augment.gain_db) / 20.0);
+                x.iter_mut().for_each(|v| *v *= g);
+                if !noise.is_empty() && rng.random::<f32>() < cfg.augment.noise_prob {
+                    let nz = &noise[rng.random_range(0..noise.len())];
+                    let snr = augment::uniform(&mut rng, cfg.augment.snr_db);
+                    augment::mix_noise(&mut x, nz, snr);
+                }
+                let mut feats = fx.clip(&x);
+                let t = feats.len() / f;
+                augment::spec_augment(&mut feats, t, f, ctx.min(t), &cfg.augment, &mut rng);
+                feats
+            },
+        )
+        .collect()
+}
+
+/// The model's current weights as a streaming network (for mining), with this run's front end.
+fn current_network(
+    model: &KwsModel,
+    template: &ModelSpec,
+    fe: &FrontendConfig,
+) -> Result<sepstream_nn::Network, TrainError> {
+    let mut spec = template.clone();
+    spec.weights = None;
+    spec.labels = dataset::labels();
+    spec.frontend = Some(
+        toml::Table::try_from(fe)
+            .map_err(|e| TrainError::Export(format!("frontend table: {e}")))?,
+    );
+    let bytes = model.export_safetensors()?;
+    Ok(sepstream_nn::Network::from_spec_and_weights(spec, &bytes)?)
 }
 
 #[cfg(test)]

@@ -92,3 +92,82 @@ fn averaged_weights_are_what_is_validated_and_exported_or_skip_without_shared() 
     // Six epochs on clean clips learn something beyond chance (1/12) on unseen speakers.
     assert!(t.report.best_val_acc > 0.12, "{}", t.report.best_val_acc);
 }
+
+/// Training with recordings without commands: only the training speakers' recordings are read
+/// (the held-out ones are left for `eval --false-accepts --val-split`), and after each epoch
+/// but the last the model is streamed over them for hard negatives.
+#[test]
+fn negatives_come_from_training_speakers_and_are_mined_or_skip_without_shared() {
+    use sepstream_train::negatives::{training_files, NegativeConfig};
+    use sepstream_train::{dataset, evaluate};
+    let shared = sepstream_testkit::shared_data();
+    let data = shared.join("speech_commands");
+    let speech = shared.join("speech/librispeech");
+    let words = shared.join("negatives/mycroft");
+    if !data.is_dir() || !speech.is_dir() || !words.is_dir() {
+        sepstream_testkit::skip(format!(
+            "{}, {} or {} not found",
+            data.display(),
+            speech.display(),
+            words.display()
+        ));
+        return;
+    }
+    let files = evaluate::audio_files(&speech).unwrap();
+    let held_out = files
+        .iter()
+        .filter(|f| dataset::is_validation(&evaluate::recording_speaker(f), 1, 20))
+        .count();
+    assert!(held_out > 0 && held_out < files.len());
+    let (train_files, left_out) = training_files(std::slice::from_ref(&speech), 1, 20).unwrap();
+    assert_eq!(left_out, held_out);
+    assert_eq!(train_files.len(), files.len() - held_out);
+    for f in &train_files {
+        assert!(
+            !dataset::is_validation(&evaluate::recording_speaker(f), 1, 20),
+            "{}",
+            f.display()
+        );
+    }
+
+    // A short run on the ordinary words and phrases (small, so the test stays quick).
+    let (word_files, _) = training_files(std::slice::from_ref(&words), 1, 20).unwrap();
+    assert!(!word_files.is_empty());
+    let spec = ModelSpec::load(&repo_root().join("configs/kws_tc_10ms.toml")).expect("spec");
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        max_clips: Some(96),
+        negatives: NegativeConfig {
+            dirs: vec![words],
+            windows_per_epoch: 48,
+            mine_every: 1,
+            // Low, so an untrained model's near misses are found too.
+            mine_threshold: 0.05,
+            mine_max: 100,
+        },
+        ..TrainConfig::default()
+    };
+    let mut lines = Vec::new();
+    let t = train(&data, &spec, &cfg, &mut |m| {
+        eprintln!("{m}");
+        lines.push(m.to_string())
+    })
+    .expect("training runs");
+    let loaded = format!(
+        "negatives: {} recordings of training speakers",
+        word_files.len()
+    );
+    assert!(lines.iter().any(|l| l.starts_with(&loaded)), "{lines:?}");
+    let mined = lines
+        .iter()
+        .filter(|l| l.starts_with("hard negatives:"))
+        .count();
+    assert_eq!(mined, 2, "{lines:?}");
+    // The split's clips plus 48 windows an epoch, in batches of 32.
+    let steps = t.report.epochs[0].steps;
+    assert_eq!(
+        steps,
+        (t.report.n_train + t.report.n_extra + 48).div_ceil(32)
+    );
+}
