@@ -21,7 +21,8 @@ pub struct Args {
     false_accepts: Option<PathBuf>,
     /// With --stream: put the keyword clips into this continuous background (every audio file
     /// under DIR end to end; repeat for speech and noise) at 5-20 dB SNR, instead of silence
-    /// gaps between them.
+    /// gaps between them. With --val-split, only the held-out speakers' recordings of each
+    /// folder (all of a folder with none, e.g. noise).
     #[arg(long, value_name = "DIR", requires = "stream")]
     background: Vec<PathBuf>,
     /// With --background: the range of signal-to-noise ratios (dB) the words are mixed at.
@@ -178,9 +179,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             let mut files = Vec::new();
             for d in &args.background {
-                files.extend(
-                    evaluate::audio_files(d).with_context(|| format!("reading {}", d.display()))?,
-                );
+                let mut these =
+                    evaluate::audio_files(d).with_context(|| format!("reading {}", d.display()))?;
+                if args.val_split {
+                    // The held-out speakers of the background too, so a model trained on the
+                    // other speakers' recordings (`train --negatives`) is judged on new voices.
+                    // A folder without any held-out file (noise recordings named by their
+                    // kind) is used whole.
+                    let held_out: Vec<PathBuf> = these
+                        .iter()
+                        .filter(|f| {
+                            sepstream_train::dataset::is_validation(
+                                &evaluate::recording_speaker(f),
+                                args.seed,
+                                args.val_percent,
+                            )
+                        })
+                        .cloned()
+                        .collect();
+                    if !held_out.is_empty() {
+                        these = held_out;
+                    }
+                }
+                if !args.json {
+                    println!("background: {} recordings of {}", these.len(), d.display());
+                }
+                files.extend(these);
             }
             evaluate::build_stream_on_background(
                 &clips,

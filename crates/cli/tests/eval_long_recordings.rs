@@ -134,3 +134,57 @@ fn bundled_model_false_accepts_on_read_speech_stay_under_the_floor_or_skip_witho
         "{per_hour} false accepts per hour (model 2.1: 373)"
     );
 }
+
+/// With --val-split the background speech is the held-out speakers' too (the training speakers'
+/// recordings may have been trained on with `train --negatives`); a folder with no held-out file
+/// (the noise recordings) is used whole.
+#[test]
+fn held_out_stream_uses_held_out_background_speakers_or_skip_without_shared() {
+    use sepstream_train::{dataset, evaluate};
+    let data = repo_root().join("../shared/data");
+    let speech = data.join("speech/librispeech");
+    if !data.join("speech_commands").is_dir() || !speech.is_dir() {
+        sepstream_testkit::skip("../shared/data (speech_commands, speech/librispeech) not found");
+        return;
+    }
+    let files = evaluate::audio_files(&speech).unwrap();
+    let held_out = files
+        .iter()
+        .filter(|f| dataset::is_validation(&evaluate::recording_speaker(f), 1, 20))
+        .count();
+    assert!(held_out > 0 && held_out < files.len());
+    let noise = evaluate::audio_files(&data.join("background_noise"))
+        .unwrap()
+        .len();
+    let out = sepstream(&[
+        "eval",
+        "--data",
+        "../shared/data/speech_commands",
+        "--limit",
+        "300",
+        "--val-split",
+        "--stream",
+        "--background",
+        "../shared/data/speech/librispeech",
+        "--background",
+        "../shared/data/background_noise",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "background: {held_out} recordings of ../shared/data/speech/librispeech"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "background: {noise} recordings of ../shared/data/background_noise"
+        )),
+        "{text}"
+    );
+}
