@@ -1,5 +1,5 @@
 //! `sepstream wav` on assets/sample_keywords.wav finds the words scripts/make_sample_wav.sh put
-//! there (assets/sample_keywords.txt), in order, each event within 0.3 s of its word; and a bad
+//! there (assets/sample_keywords.txt), in order, each event within 0.6 s of its word; and a bad
 //! file among good ones is reported while the others still finish (exit code 1).
 
 use sepstream_testkit::repo_root;
@@ -43,16 +43,18 @@ fn sample_wav_keywords_in_order_and_time() {
     assert_eq!(got, want, "events: {events:?}");
     for (e, (w, start, end)) in events.iter().zip(&truth) {
         let (es, ee) = (e["start"].as_f64().unwrap(), e["end"].as_f64().unwrap());
-        // The event lies within 0.3 s of where the word is spoken: its span starts no earlier
-        // than 0.3 s before the word and no later than 0.3 s after it, and its end (the
+        // The event lies within 0.6 s of where the word is spoken: its span starts no earlier
+        // than 0.3 s before the word and no later than 0.6 s after it, and its end (the
         // decision, which a causal detector makes once it has heard the word) comes during the
-        // word or at most 0.3 s after it ends.
+        // word or at most 0.6 s after it ends. Model 3.0 waits for the pause after a command
+        // (a word inside running speech is not one): 0.32-0.55 s after these words end, where
+        // model 2.1 took 0.14-0.25 s.
         assert!(
-            es >= start - 0.3 && es <= end + 0.3,
+            es >= start - 0.3 && es <= end + 0.6,
             "{w}: start {es} vs word {start}..{end}"
         );
         assert!(
-            ee >= *start && ee <= end + 0.3,
+            ee >= *start && ee <= end + 0.6,
             "{w}: end {ee} vs word {start}..{end}"
         );
     }

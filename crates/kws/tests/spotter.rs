@@ -56,10 +56,10 @@ fn the_sample_file_gives_its_four_keywords_at_the_printed_times() {
     assert_eq!(
         got,
         [
-            "yes 1.43 1.57 0.658",
-            "stop 3.53 3.65 0.645",
-            "left 5.45 5.57 0.601",
-            "go 7.37 7.47 0.672"
+            "yes 1.69 1.75 0.419",
+            "stop 3.73 3.83 0.417",
+            "left 5.63 5.71 0.457",
+            "go 7.67 7.77 0.430"
         ]
     );
 }
