@@ -210,7 +210,7 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 /// Where a word was put in the long stream.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlacedWord {
     pub label: usize,
     pub start: f64,
@@ -536,7 +536,8 @@ pub const BACKGROUND_SNR_DB: (f32, f32) = (5.0, 20.0);
 
 /// Builds one stream as [`build_stream`] does (words shuffled, seeded, 1-2 s apart), but over a
 /// continuous background made of `background` recordings (speech, noise) resampled to `rate`,
-/// played end to end from a seeded offset and brought to the words' median level less the middle
+/// each brought to the same level, played end to end from a seeded offset and brought to the
+/// words' median level less the middle
 /// of `snr_db` (dB; [`BACKGROUND_SNR_DB`] by default): every word is mixed into it at a random
 /// SNR in that range against
 /// the background under it, so the gaps hold running speech or noise and every event in them is
@@ -559,7 +560,12 @@ pub fn build_stream_on_background(
     for p in background {
         let (s, r) = sepstream_audio::read_audio(p)?;
         let s = sepstream_audio::resample_clip(&s, r, rate)?;
-        bed.extend_from_slice(&s);
+        // Each recording at one level (unit RMS), so that a quiet file joined to a loud one
+        // does not make the words over it quiet too (every word is scaled to its SNR against
+        // the background under it, and keeps its own level only where that level is typical).
+        let level = crate::augment::power(&s).sqrt();
+        let g = if level > 0.0 { 1.0 / level } else { 0.0 };
+        bed.extend(s.iter().map(|v| v * g));
     }
     if bed.is_empty() {
         return Err(TrainError::Data("the background holds no audio".into()));
