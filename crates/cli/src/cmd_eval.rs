@@ -124,13 +124,7 @@ fn run_false_accepts(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitC
         evaluate::audio_files(dir).with_context(|| format!("reading {}", dir.display()))?;
     let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
     if args.val_split {
-        files.retain(|f| {
-            sepstream_train::dataset::is_validation(
-                &evaluate::recording_speaker(f),
-                args.seed,
-                args.val_percent,
-            )
-        });
+        files.retain(|f| evaluate::is_held_out_recording(f, args.seed, args.val_percent));
     }
     let decision = decision_of(&net, args)?;
     let r = evaluate::eval_false_accepts(&net, &decision, &files)?;
@@ -188,13 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     // kind) is used whole.
                     let held_out: Vec<PathBuf> = these
                         .iter()
-                        .filter(|f| {
-                            sepstream_train::dataset::is_validation(
-                                &evaluate::recording_speaker(f),
-                                args.seed,
-                                args.val_percent,
-                            )
-                        })
+                        .filter(|f| evaluate::is_held_out_recording(f, args.seed, args.val_percent))
                         .cloned()
                         .collect();
                     if !held_out.is_empty() {

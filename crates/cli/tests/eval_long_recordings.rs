@@ -145,7 +145,7 @@ fn bundled_model_false_accepts_on_read_speech_stay_under_the_floor_or_skip_witho
 /// (the noise recordings) is used whole.
 #[test]
 fn held_out_stream_uses_held_out_background_speakers_or_skip_without_shared() {
-    use sepstream_train::{dataset, evaluate};
+    use sepstream_train::evaluate;
     let data = repo_root().join("../shared/data");
     let speech = data.join("speech/librispeech");
     if !data.join("speech_commands").is_dir() || !speech.is_dir() {
@@ -155,7 +155,7 @@ fn held_out_stream_uses_held_out_background_speakers_or_skip_without_shared() {
     let files = evaluate::audio_files(&speech).unwrap();
     let held_out = files
         .iter()
-        .filter(|f| dataset::is_validation(&evaluate::recording_speaker(f), 1, 20))
+        .filter(|f| evaluate::is_held_out_recording(f, 1, 20))
         .count();
     assert!(held_out > 0 && held_out < files.len());
     let noise = evaluate::audio_files(&data.join("background_noise"))

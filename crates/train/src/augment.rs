@@ -145,14 +145,18 @@ pub fn power(x: &[f32]) -> f32 {
     x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32
 }
 
+/// The gain that puts noise of mean power `noise_power` `snr_db` below a signal of mean power
+/// `signal_power`; `None` when either is silent.
+pub fn snr_gain(signal_power: f32, noise_power: f32, snr_db: f32) -> Option<f32> {
+    (signal_power > 0.0 && noise_power > 0.0)
+        .then(|| (signal_power / noise_power / 10f32.powf(snr_db / 10.0)).sqrt())
+}
+
 /// Adds `noise` (looped/cropped to length) at `snr_db` relative to the power of `x`.
 pub fn mix_noise(x: &mut [f32], noise: &[f32], snr_db: f32) {
-    let pn = power(noise);
-    let px = power(x);
-    if pn <= 0.0 || px <= 0.0 {
+    let Some(g) = snr_gain(power(x), power(noise), snr_db) else {
         return;
-    }
-    let g = (px / pn / 10f32.powf(snr_db / 10.0)).sqrt();
+    };
     for (i, v) in x.iter_mut().enumerate() {
         *v += g * noise[i % noise.len()];
     }

@@ -446,6 +446,12 @@ pub fn recording_speaker(path: &Path) -> String {
     stem.split(['-', '_']).next().unwrap_or(&stem).to_string()
 }
 
+/// Whether a long recording belongs to a held-out speaker of the speaker split
+/// (`seed`, `val_percent`): its [`recording_speaker`] is a validation speaker.
+pub fn is_held_out_recording(path: &Path, seed: u64, val_percent: u32) -> bool {
+    crate::dataset::is_validation(&recording_speaker(path), seed, val_percent)
+}
+
 /// Keyword events over recordings in which nobody addresses the device.
 #[derive(Clone, Debug, Serialize)]
 pub struct FalseAcceptEval {

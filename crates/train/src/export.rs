@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use sepstream_audio::FrontendConfig;
 use sepstream_nn::ModelSpec;
 
 use crate::trainer::Trained;
@@ -16,11 +17,22 @@ pub fn trained_spec(
     weights_rel: &Path,
     provenance: &str,
 ) -> Result<ModelSpec, TrainError> {
-    let mut spec = template.clone();
+    let mut spec = spec_with_frontend(template, &trained.frontend)?;
     spec.weights = Some(weights_rel.to_path_buf());
     spec.provenance = Some(provenance.to_string());
+    Ok(spec)
+}
+
+/// `template` with the 12 labels and `frontend` (the run's, with its normalisation) as its
+/// `[frontend]` table; no weights file.
+pub fn spec_with_frontend(
+    template: &ModelSpec,
+    frontend: &FrontendConfig,
+) -> Result<ModelSpec, TrainError> {
+    let mut spec = template.clone();
+    spec.weights = None;
     spec.labels = crate::dataset::labels();
-    let table = toml::Table::try_from(&trained.frontend)
+    let table = toml::Table::try_from(frontend)
         .map_err(|e| TrainError::Export(format!("frontend table: {e}")))?;
     spec.frontend = Some(table);
     Ok(spec)

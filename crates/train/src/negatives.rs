@@ -10,8 +10,7 @@ use sepstream_audio::{DecisionConfig, FrontendConfig};
 use sepstream_kws::Spotter;
 use sepstream_nn::Network;
 
-use crate::dataset::is_validation;
-use crate::evaluate::{audio_files, recording_speaker};
+use crate::evaluate::{audio_files, is_held_out_recording};
 use crate::TrainError;
 
 /// How a training run uses recordings without commands.
@@ -56,7 +55,7 @@ pub fn training_files(
     let mut held_out = 0;
     for d in dirs {
         for f in audio_files(d)? {
-            if is_validation(&recording_speaker(&f), split_seed, val_percent) {
+            if is_held_out_recording(&f, split_seed, val_percent) {
                 held_out += 1;
             } else {
                 files.push(f);
@@ -95,6 +94,11 @@ impl Recordings {
                 Ok(sepstream_audio::resample_clip(&s, r, rate)?)
             })
             .collect::<Result<Vec<Vec<f32>>, TrainError>>()?;
+        Ok(Self::new(files, beds, held_out))
+    }
+
+    /// Recordings already read: `beds[i]` holds the samples of `files[i]`.
+    pub fn new(files: Vec<PathBuf>, beds: Vec<Vec<f32>>, held_out: usize) -> Self {
         let mut starts = Vec::with_capacity(beds.len() + 1);
         let mut total = 0;
         for b in &beds {
@@ -102,12 +106,12 @@ impl Recordings {
             total += b.len();
         }
         starts.push(total);
-        Ok(Self {
+        Self {
             beds,
             files,
             held_out,
             starts,
-        })
+        }
     }
 
     /// No audio at all.
@@ -229,16 +233,7 @@ mod tests {
             .enumerate()
             .map(|(i, &n)| (0..n).map(|k| (i * 1000 + k) as f32).collect())
             .collect();
-        let mut starts = vec![0];
-        for b in &beds {
-            starts.push(starts.last().unwrap() + b.len());
-        }
-        Recordings {
-            files: vec![PathBuf::new(); beds.len()],
-            beds,
-            held_out: 0,
-            starts,
-        }
+        Recordings::new(vec![PathBuf::new(); beds.len()], beds, 0)
     }
 
     #[test]

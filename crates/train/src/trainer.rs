@@ -761,12 +761,8 @@ fn epoch_features(
                     // The clip over running audio that also fills its context and tail.
                     let mut s = r.random_window(ctx_samples + y.len() + tail, &mut rng);
                     let snr = augment::uniform(&mut rng, cfg.augment.background_snr_db);
-                    let (py, pb) = (augment::power(&y), augment::power(&s));
-                    let g = if py > 0.0 && pb > 0.0 {
-                        (py / pb / 10f32.powf(snr / 10.0)).sqrt()
-                    } else {
-                        0.0
-                    };
+                    let g = augment::snr_gain(augment::power(&y), augment::power(&s), snr)
+                        .unwrap_or(0.0);
                     s.iter_mut().for_each(|v| *v *= g);
                     for (o, v) in s[ctx_samples..].iter_mut().zip(&y) {
                         *o += v;
@@ -854,13 +850,7 @@ fn current_network(
     template: &ModelSpec,
     fe: &FrontendConfig,
 ) -> Result<sepstream_nn::Network, TrainError> {
-    let mut spec = template.clone();
-    spec.weights = None;
-    spec.labels = dataset::labels();
-    spec.frontend = Some(
-        toml::Table::try_from(fe)
-            .map_err(|e| TrainError::Export(format!("frontend table: {e}")))?,
-    );
+    let spec = crate::export::spec_with_frontend(template, fe)?;
     let bytes = model.export_safetensors()?;
     Ok(sepstream_nn::Network::from_spec_and_weights(spec, &bytes)?)
 }

@@ -98,8 +98,8 @@ fn averaged_weights_are_what_is_validated_and_exported_or_skip_without_shared() 
 /// but the last the model is streamed over them for hard negatives.
 #[test]
 fn negatives_come_from_training_speakers_and_are_mined_or_skip_without_shared() {
+    use sepstream_train::evaluate;
     use sepstream_train::negatives::{training_files, NegativeConfig};
-    use sepstream_train::{dataset, evaluate};
     let shared = sepstream_testkit::shared_data();
     let data = shared.join("speech_commands");
     let speech = shared.join("speech/librispeech");
@@ -116,7 +116,7 @@ fn negatives_come_from_training_speakers_and_are_mined_or_skip_without_shared() 
     let files = evaluate::audio_files(&speech).unwrap();
     let held_out = files
         .iter()
-        .filter(|f| dataset::is_validation(&evaluate::recording_speaker(f), 1, 20))
+        .filter(|f| evaluate::is_held_out_recording(f, 1, 20))
         .count();
     assert!(held_out > 0 && held_out < files.len());
     let (train_files, left_out) = training_files(std::slice::from_ref(&speech), 1, 20).unwrap();
@@ -124,7 +124,7 @@ fn negatives_come_from_training_speakers_and_are_mined_or_skip_without_shared() 
     assert_eq!(train_files.len(), files.len() - held_out);
     for f in &train_files {
         assert!(
-            !dataset::is_validation(&evaluate::recording_speaker(f), 1, 20),
+            !evaluate::is_held_out_recording(f, 1, 20),
             "{}",
             f.display()
         );
