@@ -59,9 +59,11 @@ pub struct Args {
     /// Dropout probability on the pooled features while training (e.g. 0.2; 0 = off).
     #[arg(long, default_value_t = 0.0)]
     dropout: f64,
-    /// Distil from this trained model (spec + weights, e.g. a `sepstream ensemble` of models
-    /// trained on the same split): its softened posteriors on every augmented clip are a second
-    /// target.
+    /// Distil from this trained model (spec + weights): its softened posteriors are a second
+    /// target. A model with this run's front end (e.g. a `sepstream ensemble` of models trained
+    /// on the same split) streams over every augmented clip; one with its own front end and a
+    /// fixed window (an imported graph, e.g. configs/hello_edge_ds_cnn_l.toml) reads each clean
+    /// training clip once.
     #[arg(long)]
     teacher: Option<PathBuf>,
     /// Weight of the teacher's target (the label keeps 1 - this).

@@ -38,10 +38,13 @@ pub struct TrainConfig {
     pub mixup: f64,
     /// Dropout probability on the pooled features during training (0 = off).
     pub dropout: f64,
-    /// Knowledge distillation: a trained model (spec + weights, e.g. an ensemble from
-    /// `sepstream ensemble`) whose posteriors on each augmented training clip, softened by
+    /// Knowledge distillation: a trained model (spec + weights) whose posteriors, softened by
     /// `temperature`, are a second target with weight `distill` (the label keeps `1 - distill`).
-    /// Its front end must be this run's (the same split gives the same feature statistics).
+    /// A teacher with this run's front end (e.g. an ensemble from `sepstream ensemble` on the
+    /// same split) streams over each augmented training clip; one with its own front end and a
+    /// fixed window (`[decision] window`, e.g. an imported graph) reads each clean clip of the
+    /// data folder once, and that posterior is the target of all its augmentations; `_silence_`,
+    /// the extra clips and the windows of the recordings without commands keep their label.
     pub teacher: Option<PathBuf>,
     pub distill: f64,
     pub temperature: f64,
@@ -376,7 +379,53 @@ pub fn train(
     fe.mean = Some(mean);
     fe.std = Some(std);
     let teacher = match &cfg.teacher {
-        Some(p) => Some(load_teacher(p, &fe, template)?),
+        Some(p) => {
+            let t = load_teacher(p, &fe, template)?;
+            if let Teacher::Window {
+                net,
+                frontend,
+                window,
+            } = &t
+            {
+                let t0 = Instant::now();
+                let real = &train_clips[..n_train];
+                let judged = window_targets(net, frontend, *window, real, rate, cfg.temperature)?;
+                let agree = judged
+                    .iter()
+                    .zip(real)
+                    .filter(|(q, c)| argmax(q) == c.clip.label)
+                    .count();
+                // `_silence_` clips keep their label: the imported DS-CNN-L calls a quarter of
+                // them (loud background noise) `_unknown_`, and a student taught so does too.
+                let mut fixed: Vec<Vec<f32>> = judged
+                    .into_iter()
+                    .zip(real)
+                    .map(|(q, c)| {
+                        if c.clip.label == SILENCE {
+                            label_target(SILENCE, cfg.label_smoothing, cfg.temperature)
+                        } else {
+                            q
+                        }
+                    })
+                    .collect();
+                log(&format!(
+                    "teacher {}: its own front end, one {window} s window a clip; agrees with the label on {agree} of {} training clips ({:.1}s); `_silence_` and the extra clips keep their labels",
+                    p.display(),
+                    fixed.len(),
+                    t0.elapsed().as_secs_f64()
+                ));
+                // The extra clips (e.g. synthesized near words, there to teach what the
+                // teacher does not know) keep their label as the target.
+                fixed.extend(
+                    train_clips[n_train..]
+                        .iter()
+                        .map(|c| label_target(c.clip.label, cfg.label_smoothing, cfg.temperature)),
+                );
+                Some(Teacher::Fixed(fixed))
+            } else {
+                Some(t)
+            }
+        }
         None => None,
     };
     if teacher.is_some() && cfg.mixup > 0.0 {
@@ -473,9 +522,16 @@ pub fn train(
             epoch_labels.extend(std::iter::repeat_n(UNKNOWN as u32, negs.len()));
             feats.extend(negs);
         }
-        let soft_targets = teacher
-            .as_ref()
-            .map(|t| teacher_targets(t, &feats, cfg.temperature));
+        let soft_targets = match &teacher {
+            Some(Teacher::Stream(t)) => Some(teacher_targets(t, &feats, cfg.temperature)),
+            Some(Teacher::Fixed(q)) => {
+                let mut q = q.clone();
+                let unknown = label_target(UNKNOWN, cfg.label_smoothing, cfg.temperature);
+                q.resize(feats.len(), unknown);
+                Some(q)
+            }
+            _ => None,
+        };
         let mut order: Vec<usize> = (0..feats.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
             cfg.seed ^ ((epoch as u64) << 32),
@@ -653,32 +709,123 @@ fn soft_cross_entropy(logits: &Tensor, q: &Tensor) -> candle_core::Result<Tensor
     (q * logp)?.sum(D::Minus1)?.mean_all()?.neg()
 }
 
-/// Loads a teacher model and checks it reads this run's features and gives its labels.
+/// A model the student learns from ([`TrainConfig::teacher`]).
+enum Teacher {
+    /// Reads this run's features: streamed over every augmented clip, every epoch.
+    Stream(sepstream_nn::Network),
+    /// Has its own front end and reads fixed windows of `window` seconds (as loaded).
+    Window {
+        net: sepstream_nn::Network,
+        frontend: FrontendConfig,
+        window: f64,
+    },
+    /// The softened posteriors of a [`Teacher::Window`] on each training clip, computed once.
+    Fixed(Vec<Vec<f32>>),
+}
+
+/// Loads a teacher model and checks it gives this run's labels and reads either this run's
+/// features or its own front end's over a fixed window.
 fn load_teacher(
     path: &Path,
     fe: &FrontendConfig,
     template: &ModelSpec,
-) -> Result<sepstream_nn::Network, TrainError> {
+) -> Result<Teacher, TrainError> {
     let net = sepstream_nn::Network::load(path)?;
     let teacher = ModelSettings::from_spec(net.spec())?;
-    if &teacher.frontend != fe {
+    let labels = dataset::labels();
+    let n = labels.len();
+    let spec_labels = &net.spec().labels;
+    if net.output_shape().len() != n || (!spec_labels.is_empty() && spec_labels != &labels) {
         return Err(TrainError::Spec(format!(
-            "teacher {}: its [frontend] differs from this run's (train it on the same split, with the same front end)",
+            "teacher {}: gives {} outputs ({}); this run needs {n} ({})",
+            path.display(),
+            net.output_shape().len(),
+            spec_labels.join(", "),
+            labels.join(", ")
+        )));
+    }
+    if &teacher.frontend != fe {
+        if teacher.decision.window > 0.0 {
+            return Ok(Teacher::Window {
+                net,
+                frontend: teacher.frontend,
+                window: teacher.decision.window,
+            });
+        }
+        return Err(TrainError::Spec(format!(
+            "teacher {}: its [frontend] differs from this run's and it names no fixed window (`[decision] window`): train it on the same split, with the same front end",
             path.display()
         )));
     }
-    let n = dataset::labels().len();
-    if net.output_shape().len() != n || net.input_shape().len() != fe.feature_len() {
+    if net.input_shape().len() != fe.feature_len() {
         return Err(TrainError::Spec(format!(
-            "teacher {}: reads {} values a frame and gives {}; this run needs {} and {n} ({})",
+            "teacher {}: reads {} values a frame; this run needs {} ({})",
             path.display(),
             net.input_shape().len(),
-            net.output_shape().len(),
             fe.feature_len(),
             template.name
         )));
     }
-    Ok(net)
+    Ok(Teacher::Stream(net))
+}
+
+/// A window teacher's posterior on each clean clip (one fresh window of its own features, as
+/// `eval --windowed` reads it), softened by `temperature`.
+fn window_targets(
+    net: &sepstream_nn::Network,
+    frontend: &FrontendConfig,
+    window: f64,
+    clips: &[LoadedClip],
+    rate: u32,
+    temperature: f64,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    clips
+        .par_iter()
+        .map(|c| {
+            let p = crate::evaluate::classify_window(net, frontend, &c.samples, rate, window)?
+                .ok_or_else(|| {
+                    TrainError::Data(format!(
+                        "teacher: no output for {} ({window} s window)",
+                        c.clip.path.display()
+                    ))
+                })?;
+            Ok(soften(&p, temperature))
+        })
+        .collect()
+}
+
+/// `softmax(ln p / temperature)` of a posterior `p`.
+fn soften(p: &[f32], temperature: f64) -> Vec<f32> {
+    let logits: Vec<f64> = p
+        .iter()
+        .map(|p| f64::from(p.max(1e-30)).ln() / temperature)
+        .collect();
+    let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+    let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+    logits.iter().map(|l| ((l - m).exp() / z) as f32).collect()
+}
+
+/// The distillation target of a clip the teacher does not judge: its label with `smoothing`
+/// softened by `temperature` like a teacher's posterior, so the student's best answer there is
+/// the label-smoothed target, as without a teacher (a one-hot target at a temperature above 1
+/// would ask for logits that many times sharper).
+fn label_target(label: usize, smoothing: f64, temperature: f64) -> Vec<f32> {
+    let n = dataset::labels().len();
+    let off = smoothing / n as f64;
+    let p: Vec<f32> = (0..n)
+        .map(|i| {
+            (if i == label {
+                1.0 - smoothing + off
+            } else {
+                off
+            }) as f32
+        })
+        .collect();
+    soften(&p, temperature)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
 }
 
 /// The teacher's last posterior on every clip (streamed from a reset state, as `eval` does),
@@ -698,13 +845,7 @@ fn teacher_targets(
                 let mut last = vec![0.0; teacher.output_shape().len()];
                 teacher.step_many(st, x, |o| last.copy_from_slice(o));
                 debug_assert_eq!(x.len() % f, 0);
-                let logits: Vec<f64> = last
-                    .iter()
-                    .map(|p| f64::from(p.max(1e-30)).ln() / temperature)
-                    .collect();
-                let m = logits.iter().cloned().fold(f64::MIN, f64::max);
-                let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
-                logits.iter().map(|l| ((l - m).exp() / z) as f32).collect()
+                soften(&last, temperature)
             },
         )
         .collect()
@@ -887,6 +1028,35 @@ mod tests {
                 .unwrap();
             let want = manual(&rows, &y, eps);
             assert!((got - want).abs() < 1e-5, "eps {eps}: {got} vs {want}");
+        }
+    }
+
+    /// A student whose logits are `ln` of the label-smoothed target minimises the distillation
+    /// loss against [`label_target`] at any temperature: softmax(logits / T) is that target.
+    #[test]
+    fn a_label_target_asks_for_the_smoothed_label() {
+        let n = dataset::labels().len();
+        for (label, eps, t) in [(UNKNOWN, 0.1, 2.0), (3, 0.0, 1.0), (5, 0.2, 4.0)] {
+            let q = label_target(label, eps, t);
+            assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let smoothed: Vec<f64> = (0..n)
+                .map(|i| eps / n as f64 + if i == label { 1.0 - eps } else { 0.0 })
+                .collect();
+            let z: Vec<f64> = smoothed.iter().map(|p| p.max(1e-30).ln() / t).collect();
+            let m = z.iter().cloned().fold(f64::MIN, f64::max);
+            let sum: f64 = z.iter().map(|v| (v - m).exp()).sum();
+            for (i, v) in z.iter().enumerate() {
+                let want = (v - m).exp() / sum;
+                assert!(
+                    (f64::from(q[i]) - want).abs() < 1e-5,
+                    "{label} {eps} {t}: {i}"
+                );
+            }
+            assert_eq!(argmax(&q), label);
+            if t > 1.0 && eps > 0.0 {
+                // Softer than the smoothed label itself.
+                assert!(f64::from(q[label]) < 1.0 - eps + eps / n as f64);
+            }
         }
     }
 }

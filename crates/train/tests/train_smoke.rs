@@ -171,3 +171,51 @@ fn negatives_come_from_training_speakers_and_are_mined_or_skip_without_shared() 
         (t.report.n_train + t.report.n_extra + 48).div_ceil(32)
     );
 }
+
+/// An imported graph with its own front end teaches through one window a clip: its posteriors
+/// on the training clips are computed once and agree with most labels (a teacher fed the
+/// student's features, or misaligned clips, would agree on few).
+#[test]
+fn a_window_teacher_reads_its_own_features_or_skip_without_shared() {
+    let data = sepstream_testkit::shared_data().join("speech_commands");
+    if !data.is_dir() {
+        sepstream_testkit::skip(format!("{} not found", data.display()));
+        return;
+    }
+    let spec = ModelSpec::load(&repo_root().join("configs/kws_tc_10ms.toml")).expect("spec");
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        max_clips: Some(96),
+        max_steps: Some(2),
+        teacher: Some(repo_root().join("configs/hello_edge_ds_cnn_s.toml")),
+        ..TrainConfig::default()
+    };
+    let mut lines = Vec::new();
+    train(&data, &spec, &cfg, &mut |m| {
+        eprintln!("{m}");
+        lines.push(m.to_string())
+    })
+    .expect("training runs");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("its own front end"))
+        .unwrap_or_else(|| panic!("no teacher line in {lines:?}"));
+    let agree: usize = line
+        .split("agrees with the label on ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let of: usize = line
+        .split(" of ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(of > 50, "{line}");
+    assert!(
+        agree * 10 >= of * 7,
+        "the teacher agrees on too few clips: {line}"
+    );
+}
