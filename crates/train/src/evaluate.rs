@@ -199,7 +199,8 @@ pub fn eval_clips_in(
     })
 }
 
-fn argmax(v: &[f32]) -> usize {
+/// The index of the largest value (the first of equal ones).
+pub(crate) fn argmax(v: &[f32]) -> usize {
     let mut b = 0;
     for (i, x) in v.iter().enumerate() {
         if *x > v[b] {

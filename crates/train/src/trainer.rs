@@ -16,6 +16,7 @@ use sepstream_nn::ModelSpec;
 
 use crate::augment::{self, AugmentConfig};
 use crate::dataset::{self, Clip, SILENCE, UNKNOWN};
+use crate::evaluate::argmax;
 use crate::model::KwsModel;
 use crate::negatives::{self, HardNegative, NegativeConfig, Recordings};
 use crate::TrainError;
@@ -379,53 +380,39 @@ pub fn train(
     fe.mean = Some(mean);
     fe.std = Some(std);
     let teacher = match &cfg.teacher {
-        Some(p) => {
-            let t = load_teacher(p, &fe, template)?;
-            if let Teacher::Window {
-                net,
-                frontend,
-                window,
-            } = &t
-            {
+        Some(p) => Some(match load_teacher(p, &fe, template)? {
+            (net, None) => Teacher::Stream(Box::new(net)),
+            (net, Some((frontend, window))) => {
                 let t0 = Instant::now();
                 let real = &train_clips[..n_train];
-                let judged = window_targets(net, frontend, *window, real, rate, cfg.temperature)?;
+                let judged = window_targets(&net, &frontend, window, real, rate, cfg.temperature)?;
                 let agree = judged
                     .iter()
                     .zip(real)
                     .filter(|(q, c)| argmax(q) == c.clip.label)
                     .count();
-                // `_silence_` clips keep their label: the imported DS-CNN-L calls a quarter of
-                // them (loud background noise) `_unknown_`, and a student taught so does too.
-                let mut fixed: Vec<Vec<f32>> = judged
-                    .into_iter()
-                    .zip(real)
-                    .map(|(q, c)| {
-                        if c.clip.label == SILENCE {
-                            label_target(SILENCE, cfg.label_smoothing, cfg.temperature)
-                        } else {
-                            q
-                        }
-                    })
-                    .collect();
                 log(&format!(
                     "teacher {}: its own front end, one {window} s window a clip; agrees with the label on {agree} of {} training clips ({:.1}s); `_silence_` and the extra clips keep their labels",
                     p.display(),
-                    fixed.len(),
+                    real.len(),
                     t0.elapsed().as_secs_f64()
                 ));
+                // `_silence_` clips keep their label: the imported DS-CNN-L calls a quarter of
+                // them (loud background noise) `_unknown_`, and a student taught so does too.
                 // The extra clips (e.g. synthesized near words, there to teach what the
-                // teacher does not know) keep their label as the target.
-                fixed.extend(
-                    train_clips[n_train..]
-                        .iter()
-                        .map(|c| label_target(c.clip.label, cfg.label_smoothing, cfg.temperature)),
-                );
-                Some(Teacher::Fixed(fixed))
-            } else {
-                Some(t)
+                // teacher does not know) keep theirs too.
+                let own = |c: &LoadedClip| {
+                    label_target(c.clip.label, cfg.label_smoothing, cfg.temperature)
+                };
+                let fixed = judged
+                    .into_iter()
+                    .zip(real)
+                    .map(|(q, c)| if c.clip.label == SILENCE { own(c) } else { q })
+                    .chain(train_clips[n_train..].iter().map(own))
+                    .collect();
+                Teacher::Fixed(fixed)
             }
-        }
+        }),
         None => None,
     };
     if teacher.is_some() && cfg.mixup > 0.0 {
@@ -530,7 +517,7 @@ pub fn train(
                 q.resize(feats.len(), unknown);
                 Some(q)
             }
-            _ => None,
+            None => None,
         };
         let mut order: Vec<usize> = (0..feats.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(
@@ -712,24 +699,20 @@ fn soft_cross_entropy(logits: &Tensor, q: &Tensor) -> candle_core::Result<Tensor
 /// A model the student learns from ([`TrainConfig::teacher`]).
 enum Teacher {
     /// Reads this run's features: streamed over every augmented clip, every epoch.
-    Stream(sepstream_nn::Network),
-    /// Has its own front end and reads fixed windows of `window` seconds (as loaded).
-    Window {
-        net: sepstream_nn::Network,
-        frontend: FrontendConfig,
-        window: f64,
-    },
-    /// The softened posteriors of a [`Teacher::Window`] on each training clip, computed once.
+    Stream(Box<sepstream_nn::Network>),
+    /// The softened posteriors of a teacher with its own front end and fixed window on each
+    /// training clip (or the clip's own label), computed once.
     Fixed(Vec<Vec<f32>>),
 }
 
 /// Loads a teacher model and checks it gives this run's labels and reads either this run's
-/// features or its own front end's over a fixed window.
+/// features (`None` beside it) or its own front end's over a fixed window of `window`
+/// seconds (`Some((frontend, window))`).
 fn load_teacher(
     path: &Path,
     fe: &FrontendConfig,
     template: &ModelSpec,
-) -> Result<Teacher, TrainError> {
+) -> Result<(sepstream_nn::Network, Option<(FrontendConfig, f64)>), TrainError> {
     let net = sepstream_nn::Network::load(path)?;
     let teacher = ModelSettings::from_spec(net.spec())?;
     let labels = dataset::labels();
@@ -746,11 +729,7 @@ fn load_teacher(
     }
     if &teacher.frontend != fe {
         if teacher.decision.window > 0.0 {
-            return Ok(Teacher::Window {
-                net,
-                frontend: teacher.frontend,
-                window: teacher.decision.window,
-            });
+            return Ok((net, Some((teacher.frontend, teacher.decision.window))));
         }
         return Err(TrainError::Spec(format!(
             "teacher {}: its [frontend] differs from this run's and it names no fixed window (`[decision] window`): train it on the same split, with the same front end",
@@ -766,7 +745,7 @@ fn load_teacher(
             template.name
         )));
     }
-    Ok(Teacher::Stream(net))
+    Ok((net, None))
 }
 
 /// A window teacher's posterior on each clean clip (one fresh window of its own features, as
@@ -822,10 +801,6 @@ fn label_target(label: usize, smoothing: f64, temperature: f64) -> Vec<f32> {
         })
         .collect();
     soften(&p, temperature)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
 }
 
 /// The teacher's last posterior on every clip (streamed from a reset state, as `eval` does),
