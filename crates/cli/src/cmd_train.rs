@@ -72,6 +72,12 @@ pub struct Args {
     /// Temperature that softens the teacher's and the student's posteriors for distillation.
     #[arg(long, default_value_t = 2.0, requires = "teacher")]
     temperature: f64,
+    /// Start from the weights of this trained model (spec + weights) instead of random ones:
+    /// the --spec template must have its layers (causal here where it has `centered` ones) and
+    /// its [frontend], e.g. configs/kws_ds_cnn_m.toml from configs/hello_edge_ds_cnn_m.toml.
+    /// Its front end's normalisation is kept and BatchNorm trains as a fixed scale and shift.
+    #[arg(long, value_name = "SPEC")]
+    init: Option<PathBuf>,
     /// Augmentation settings as a TOML file (fields of sepstream_train::augment::AugmentConfig;
     /// missing fields keep their defaults), e.g. configs/augment_kws.toml (the shipped model's).
     #[arg(long, conflicts_with = "no_augment")]
@@ -106,6 +112,10 @@ pub struct Args {
     /// Stop after this many optimizer steps.
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Keep the last epoch instead of the one with the best validation accuracy (with
+    /// --negatives, the later epochs have learned from more rounds of hard negatives).
+    #[arg(long)]
+    keep_last: bool,
     /// Wall-clock budget in seconds: lowers --epochs after the first epoch to what fits.
     #[arg(long)]
     time_budget: Option<f64>,
@@ -147,6 +157,9 @@ impl Args {
                 self.temperature
             );
         }
+        if let Some(i) = &self.init {
+            s += &format!(" --init {}", i.display());
+        }
         for n in &self.negatives {
             s += &format!(" --negatives {}", n.display());
         }
@@ -158,6 +171,9 @@ impl Args {
         }
         if let Some(k) = self.split_seed {
             s += &format!(" --split-seed {k}");
+        }
+        if self.keep_last {
+            s += " --keep-last";
         }
         if let Some(a) = &self.augment {
             s += &format!(" --augment {}", a.display());
@@ -244,6 +260,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         teacher: args.teacher.clone(),
         distill: args.distill,
         temperature: args.temperature,
+        init: args.init.clone(),
         augment,
         extra: args.extra.clone(),
         negatives: sepstream_train::negatives::NegativeConfig {
@@ -255,6 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         max_clips: args.max_clips,
         max_steps: args.max_steps,
+        keep_last: args.keep_last,
         time_budget: args.time_budget,
         ..TrainConfig::default()
     };
@@ -289,7 +307,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let r = &trained.report;
     println!(
-        "best validation accuracy: {:.4} (epoch {} of {}, {} clips of {} held-out speakers; {} train clips + {} extra; {:.0} s)",
+        "{} validation accuracy: {:.4} (epoch {} of {}, {} clips of {} held-out speakers; {} train clips + {} extra; {:.0} s)",
+        if args.keep_last { "last epoch's" } else { "best" },
         r.best_val_acc, r.best_epoch, r.epochs_used, r.n_val, r.n_val_speakers, r.n_train, r.n_extra, r.seconds
     );
     if args.dry_run {

@@ -66,6 +66,19 @@ impl BatchNorm {
         }
     }
 
+    /// The identity with `bias` added: scale 1 and shift `bias` in inference mode, as a folded
+    /// convolution's bias (used when starting from trained weights).
+    fn set_to_bias(&self, bias: &Tensor) -> CResult<()> {
+        let c = self.gamma.elem_count();
+        let dev = bias.device();
+        self.gamma.set(&Tensor::ones(c, DType::F32, dev)?)?;
+        self.beta.set(&bias.reshape(c)?)?;
+        *self.running_mean.borrow_mut() = Tensor::zeros(c, DType::F32, dev)?;
+        // scale = gamma / sqrt(var + eps) = 1 exactly.
+        *self.running_var.borrow_mut() = Tensor::full((1.0 - BN_EPS) as f32, c, dev)?;
+        Ok(())
+    }
+
     /// y = x * scale + shift in inference mode.
     fn scale_shift(&self) -> CResult<(Tensor, Tensor)> {
         let rv = self.running_var.borrow().clone();
@@ -130,6 +143,8 @@ struct Geom {
     st: usize,
     sw: usize,
     d: usize,
+    /// Zero columns before the first in width (the spec's `pad_left`, else `(kw - 1) / 2`).
+    pw: usize,
     one_d: bool,
 }
 
@@ -138,7 +153,7 @@ impl Geom {
     /// the output (T, W).
     fn pad(&self, x: &Tensor) -> CResult<(Tensor, usize, usize)> {
         let (_, t, w, _) = x.dims4()?;
-        let pl = (self.kw - 1) / 2;
+        let pl = self.pw;
         let pr = self.kw - 1 - pl;
         let xp = x
             .pad_with_zeros(1, (self.kt - 1) * self.d, 0)?
@@ -206,6 +221,9 @@ pub struct KwsModel {
     ops: Vec<Op>,
     vars: Vec<Var>,
     dev: Device,
+    /// BatchNorm keeps its statistics fixed and trains only its scale and shift, also while
+    /// training (set when the model starts from trained weights, see [`KwsModel::init_from`]).
+    frozen_bn: bool,
 }
 
 fn kaiming(rng: &mut ChaCha8Rng, shape: &[usize], fan_in: usize, dev: &Device) -> CResult<Var> {
@@ -249,12 +267,17 @@ impl KwsModel {
                     .ok_or_else(|| unsupported(i, "kernel missing"))?
                     .pair(two_d);
                 let (st, sw) = l.stride.map_or((1, 1), |s| s.pair(two_d));
+                let pw = l.pad_left.unwrap_or((kw - 1) / 2);
+                if pw >= kw {
+                    return Err(unsupported(i, "pad_left must be below the kernel width"));
+                }
                 Ok(Geom {
                     kt,
                     kw,
                     st,
                     sw,
                     d: l.dilation.unwrap_or(1),
+                    pw,
                     one_d: !two_d,
                 })
             };
@@ -400,7 +423,80 @@ impl KwsModel {
             ops,
             vars,
             dev,
+            frozen_bn: false,
         })
+    }
+
+    /// Starts from trained weights (e.g. an imported graph's, BatchNorm already folded in):
+    /// `weights` must hold exactly the tensors this model exports, with the same shapes. Each
+    /// BatchNorm becomes the identity plus the folded bias, and from then on keeps its
+    /// statistics fixed (a per-channel scale and shift that train), so the model computes what
+    /// the weights computed until the optimizer moves them. `origin` names the source in errors.
+    pub fn init_from(
+        &mut self,
+        weights: &sepstream_nn::Weights,
+        origin: &std::path::Path,
+    ) -> Result<(), TrainError> {
+        let want = self.export_tensors()?;
+        let bad = |what: String| TrainError::Spec(format!("{}: {what}", origin.display()));
+        for (name, (shape, _)) in &want {
+            match weights.tensors.get(name) {
+                None => {
+                    return Err(bad(format!(
+                        "no tensor `{name}` (this model needs shape {shape:?})"
+                    )))
+                }
+                Some(t) if &t.shape != shape => {
+                    return Err(bad(format!(
+                        "tensor `{name}` has shape {:?}, this model needs {shape:?}",
+                        t.shape
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = weights.tensors.keys().find(|k| !want.contains_key(*k)) {
+            return Err(bad(format!(
+                "tensor `{extra}` belongs to no layer of {}",
+                self.spec.name
+            )));
+        }
+        let dev = self.dev.clone();
+        let get = |name: String| -> CResult<Tensor> {
+            let t = &weights.tensors[&name];
+            Tensor::from_vec(t.data.clone(), t.shape.as_slice(), &dev)
+        };
+        let set = |v: &Var, name: String| -> CResult<()> { v.set(&get(name)?.reshape(v.shape())?) };
+        for op in &self.ops {
+            match op {
+                Op::Conv { name, w, bn, .. }
+                | Op::Depthwise { name, w, bn, .. }
+                | Op::Pointwise { name, w, bn, .. } => {
+                    set(w, format!("{name}.weight"))?;
+                    bn.set_to_bias(&get(format!("{name}.bias"))?)?;
+                }
+                Op::Separable {
+                    name,
+                    dw_w,
+                    dw_bn,
+                    pw_w,
+                    pw_bn,
+                    ..
+                } => {
+                    set(dw_w, format!("{name}.depthwise.weight"))?;
+                    dw_bn.set_to_bias(&get(format!("{name}.depthwise.bias"))?)?;
+                    set(pw_w, format!("{name}.pointwise.weight"))?;
+                    pw_bn.set_to_bias(&get(format!("{name}.pointwise.bias"))?)?;
+                }
+                Op::Dense { name, w, b } => {
+                    set(w, format!("{name}.weight"))?;
+                    set(b, format!("{name}.bias"))?;
+                }
+                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax | Op::Flatten => {}
+            }
+        }
+        self.frozen_bn = true;
+        Ok(())
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -441,6 +537,8 @@ impl KwsModel {
         softmax: bool,
         mut dropout: Option<(f64, &mut ChaCha8Rng)>,
     ) -> CResult<Tensor> {
+        // Batch statistics only while training and only when BatchNorm is not frozen.
+        let train = train && !self.frozen_bn;
         let mut x = x.clone();
         for op in &self.ops {
             x = match op {

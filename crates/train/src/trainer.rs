@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub teacher: Option<PathBuf>,
     pub distill: f64,
     pub temperature: f64,
+    /// Start from this trained model's weights instead of random ones (spec + weights with the
+    /// template's layers and front end, e.g. an imported graph): its front end's normalisation is
+    /// kept, and BatchNorm trains as a fixed-statistics scale and shift.
+    pub init: Option<PathBuf>,
     pub seed: u64,
     /// Seed of the speaker split alone (`None`: `seed`), so models trained with different seeds
     /// can share one split, e.g. the members of an ensemble.
@@ -66,6 +70,10 @@ pub struct TrainConfig {
     pub max_clips: Option<usize>,
     /// Stop after this many optimizer steps in total (quick runs and tests).
     pub max_steps: Option<usize>,
+    /// Keep the last epoch's weights instead of the epoch with the best validation accuracy
+    /// (which, judged on clips alone, tends to be an early one, before hard-negative mining has
+    /// taught the model what to ignore).
+    pub keep_last: bool,
     /// Wall-clock budget in seconds: after the first epoch, the number of epochs is lowered to
     /// what fits (the first epoch does not depend on it, so `--epochs <used>` reproduces the run).
     pub time_budget: Option<f64>,
@@ -85,6 +93,7 @@ impl Default for TrainConfig {
             teacher: None,
             distill: 0.5,
             temperature: 2.0,
+            init: None,
             seed: 1,
             split_seed: None,
             val_percent: 20,
@@ -94,6 +103,7 @@ impl Default for TrainConfig {
             negatives: NegativeConfig::default(),
             max_clips: None,
             max_steps: None,
+            keep_last: false,
             time_budget: None,
         }
     }
@@ -117,6 +127,8 @@ pub struct TrainReport {
     pub n_extra: usize,
     pub n_val: usize,
     pub n_val_speakers: usize,
+    /// The epoch whose weights were kept (the best by validation accuracy, or the last with
+    /// [`TrainConfig::keep_last`]) and its validation accuracy.
     pub best_epoch: usize,
     pub best_val_acc: f32,
     /// Epochs the schedule was set for (lowered by a time budget).
@@ -376,9 +388,24 @@ pub fn train(
     };
     let mut hard: Vec<HardNegative> = Vec::new();
 
-    let (mean, std) = feature_stats(&fe, &train_clips[..n_train]);
-    fe.mean = Some(mean);
-    fe.std = Some(std);
+    let init = match &cfg.init {
+        Some(p) => {
+            let (weights, normalisation) = load_init(p, &fe, template)?;
+            log(&format!(
+                "initial weights: {} ({} tensors; its front end's normalisation kept)",
+                p.display(),
+                weights.tensors.len()
+            ));
+            (fe.mean, fe.std) = normalisation;
+            Some((p, weights))
+        }
+        None => {
+            let (mean, std) = feature_stats(&fe, &train_clips[..n_train]);
+            fe.mean = Some(mean);
+            fe.std = Some(std);
+            None
+        }
+    };
     let teacher = match &cfg.teacher {
         Some(p) => Some(match load_teacher(p, &fe, template)? {
             (net, None) => Teacher::Stream(Box::new(net)),
@@ -433,7 +460,10 @@ pub fn train(
         start.elapsed().as_secs_f64()
     ));
 
-    let model = KwsModel::new(template, cfg.seed)?;
+    let mut model = KwsModel::new(template, cfg.seed)?;
+    if let Some((p, weights)) = &init {
+        model.init_from(weights, p)?;
+    }
     log(&format!(
         "model {}: {} parameters",
         template.name,
@@ -618,7 +648,7 @@ pub fn train(
             "epoch {:3}  step {:6}  loss {:.4}  train acc {:.4}  val acc {:.4}  ({:.1}s)",
             e.epoch, e.steps, e.loss, e.train_acc, e.val_acc, e.seconds
         ));
-        if val_acc > report.best_val_acc {
+        if cfg.keep_last || val_acc > report.best_val_acc {
             report.best_val_acc = val_acc;
             report.best_epoch = epoch + 1;
             best = model.snapshot()?;
@@ -746,6 +776,41 @@ fn load_teacher(
         )));
     }
     Ok((net, None))
+}
+
+/// The weights of a trained model to start from, checked to give this run's labels and to read
+/// the template's front end (normalisation aside), with that normalisation (mean, std).
+#[allow(clippy::type_complexity)]
+fn load_init(
+    path: &Path,
+    fe: &FrontendConfig,
+    template: &ModelSpec,
+) -> Result<(sepstream_nn::Weights, (Option<Vec<f32>>, Option<Vec<f32>>)), TrainError> {
+    let net = sepstream_nn::Network::load(path)?;
+    let labels = dataset::labels();
+    let spec_labels = &net.spec().labels;
+    if net.output_shape().len() != labels.len()
+        || (!spec_labels.is_empty() && spec_labels != &labels)
+    {
+        return Err(TrainError::Spec(format!(
+            "initial weights {}: the model gives {} outputs ({}); this run needs {} ({})",
+            path.display(),
+            net.output_shape().len(),
+            spec_labels.join(", "),
+            labels.len(),
+            labels.join(", ")
+        )));
+    }
+    let mut theirs = ModelSettings::from_spec(net.spec())?.frontend;
+    let normalisation = (theirs.mean.take(), theirs.std.take());
+    if &theirs != fe {
+        return Err(TrainError::Spec(format!(
+            "initial weights {}: its [frontend] differs from {}'s (the weights were trained on other features): give the template the same [frontend] table",
+            path.display(),
+            template.name
+        )));
+    }
+    Ok((net.weights(), normalisation))
 }
 
 /// A window teacher's posterior on each clean clip (one fresh window of its own features, as

@@ -219,3 +219,67 @@ fn a_window_teacher_reads_its_own_features_or_skip_without_shared() {
         "the teacher agrees on too few clips: {line}"
     );
 }
+
+/// Started from the imported DS-CNN-M (`init`), the causal template validates as the imported
+/// graph streams: after one step at a vanishing learning rate the trainer's held-out accuracy
+/// is the engine's on the imported network read at the same tail, so the weights, the front end
+/// (TensorFlow's MFCC, no normalisation) and the time alignment all came across. A template with
+/// another front end is refused by name.
+#[test]
+fn training_starts_from_imported_weights_or_skip_without_shared() {
+    use sepstream_train::{dataset, evaluate};
+    let data = sepstream_testkit::shared_data().join("speech_commands");
+    if !data.is_dir() {
+        sepstream_testkit::skip(format!("{} not found", data.display()));
+        return;
+    }
+    let imported_path = repo_root().join("configs/hello_edge_ds_cnn_m.toml");
+    let mut template = ModelSpec::load(&repo_root().join("configs/kws_ds_cnn_m.toml")).unwrap();
+    let tail = 0.36;
+    template
+        .decision
+        .get_or_insert_with(Default::default)
+        .insert("clip_tail".into(), toml::Value::Float(tail));
+    let max_clips = 240;
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        lr: 1e-12,
+        max_clips: Some(max_clips),
+        max_steps: Some(1),
+        augment: AugmentConfig::none(),
+        init: Some(imported_path.clone()),
+        ..TrainConfig::default()
+    };
+    let t = train(&data, &template, &cfg, &mut |m| eprintln!("{m}")).expect("training runs");
+    assert_eq!(
+        t.frontend.mean, None,
+        "the imported front end has no normalisation"
+    );
+    let all = dataset::scan(&data).unwrap();
+    let k = all.len().div_ceil(max_clips);
+    let subset: Vec<_> = all.into_iter().step_by(k).collect();
+    let val = dataset::split_by_speaker(&subset, cfg.seed, cfg.val_percent).1;
+    let imported = sepstream_nn::Network::load(&imported_path).unwrap();
+    let r = evaluate::eval_clips_with_tail(&imported, &val, tail).expect("eval");
+    let one_clip = 1.0 / val.len() as f64;
+    assert!(
+        (r.accuracy - f64::from(t.report.best_val_acc)).abs() <= one_clip + 1e-6,
+        "imported graph {} vs trainer {} on {} clips",
+        r.accuracy,
+        t.report.best_val_acc,
+        val.len()
+    );
+    // The published weights know the words: far above chance (1/12) before any training.
+    assert!(r.accuracy > 0.5, "{}", r.accuracy);
+
+    let other = ModelSpec::load(&repo_root().join("configs/kws_tc_10ms.toml")).unwrap();
+    let err = match train(&data, &other, &cfg, &mut |_| {}) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a template with another front end trained from DS-CNN-M's weights"),
+    };
+    assert!(
+        err.contains("hello_edge_ds_cnn_m.toml") && err.contains("[frontend]"),
+        "{err}"
+    );
+}
