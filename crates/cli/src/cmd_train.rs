@@ -9,8 +9,8 @@ use std::process::ExitCode;
 pub struct Args {
     /// Model spec whose layers, [frontend] and [decision] define the model (a template: any
     /// weights it names are ignored). The architectures tried: configs/kws_tc_10ms.toml (the
-    /// shipped ensemble's members), configs/kws_tc.toml, configs/kws_sep2d.toml and
-    /// configs/kws_dscnn.toml.
+    /// shipped ensemble's members), configs/kws_tc.toml, configs/kws_sep2d.toml,
+    /// configs/kws_dscnn.toml and configs/kws_ds_cnn_m.toml (with --init).
     #[arg(long, default_value = "configs/kws_tc.toml")]
     spec: PathBuf,
     /// Speech Commands-layout folder (one folder per label).
