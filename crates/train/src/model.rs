@@ -215,6 +215,16 @@ enum Op {
     Flatten,
 }
 
+/// One convolution's trained weight and the BatchNorm after it (folded together on export).
+struct Convolution<'a> {
+    /// Its tensors are `{prefix}.weight` and `{prefix}.bias`.
+    prefix: String,
+    weight: &'a Var,
+    bn: &'a BatchNorm,
+    /// A 1D layer: its weight's last axis (kernel width 1) is left out of the tensor.
+    one_d: bool,
+}
+
 /// A trainable model built from a [`ModelSpec`]'s layers.
 pub struct KwsModel {
     spec: ModelSpec,
@@ -467,32 +477,14 @@ impl KwsModel {
             Tensor::from_vec(t.data.clone(), t.shape.as_slice(), &dev)
         };
         let set = |v: &Var, name: String| -> CResult<()> { v.set(&get(name)?.reshape(v.shape())?) };
+        for c in self.convolutions() {
+            set(c.weight, format!("{}.weight", c.prefix))?;
+            c.bn.set_to_bias(&get(format!("{}.bias", c.prefix))?)?;
+        }
         for op in &self.ops {
-            match op {
-                Op::Conv { name, w, bn, .. }
-                | Op::Depthwise { name, w, bn, .. }
-                | Op::Pointwise { name, w, bn, .. } => {
-                    set(w, format!("{name}.weight"))?;
-                    bn.set_to_bias(&get(format!("{name}.bias"))?)?;
-                }
-                Op::Separable {
-                    name,
-                    dw_w,
-                    dw_bn,
-                    pw_w,
-                    pw_bn,
-                    ..
-                } => {
-                    set(dw_w, format!("{name}.depthwise.weight"))?;
-                    dw_bn.set_to_bias(&get(format!("{name}.depthwise.bias"))?)?;
-                    set(pw_w, format!("{name}.pointwise.weight"))?;
-                    pw_bn.set_to_bias(&get(format!("{name}.pointwise.bias"))?)?;
-                }
-                Op::Dense { name, w, b } => {
-                    set(w, format!("{name}.weight"))?;
-                    set(b, format!("{name}.bias"))?;
-                }
-                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax | Op::Flatten => {}
+            if let Op::Dense { name, w, b } = op {
+                set(w, format!("{name}.weight"))?;
+                set(b, format!("{name}.bias"))?;
             }
         }
         self.frozen_bn = true;
@@ -641,56 +633,26 @@ impl KwsModel {
             out.insert(name, (shape, v));
             Ok(())
         };
+        for c in self.convolutions() {
+            let (scale, bias) = c.bn.scale_shift()?;
+            let w = c.weight.as_tensor();
+            // One scale per output channel (axis 0), over the rest of the weight.
+            let mut shape = vec![1; w.rank()];
+            shape[0] = scale.elem_count();
+            let folded = w.broadcast_mul(&scale.reshape(shape)?)?;
+            // A 1D layer's kernel has width 1 (the last axis), which its tensor leaves out.
+            let folded = if c.one_d {
+                folded.squeeze(w.rank() - 1)?
+            } else {
+                folded
+            };
+            put(format!("{}.weight", c.prefix), folded)?;
+            put(format!("{}.bias", c.prefix), bias)?;
+        }
         for op in &self.ops {
-            match op {
-                Op::Conv { name, w, bn, g, .. } => {
-                    let (s, b) = bn.scale_shift()?;
-                    let wf = w.as_tensor().broadcast_mul(&s.reshape(((), 1, 1, 1))?)?;
-                    let wf = if g.one_d { wf.squeeze(3)? } else { wf };
-                    put(format!("{name}.weight"), wf)?;
-                    put(format!("{name}.bias"), b)?;
-                }
-                Op::Depthwise { name, w, bn, g, .. } => {
-                    let (s, b) = bn.scale_shift()?;
-                    let dw = w.as_tensor().broadcast_mul(&s.reshape(((), 1, 1))?)?;
-                    let dw = if g.one_d { dw.squeeze(2)? } else { dw };
-                    put(format!("{name}.weight"), dw)?;
-                    put(format!("{name}.bias"), b)?;
-                }
-                Op::Pointwise { name, w, bn, .. } => {
-                    let (s, b) = bn.scale_shift()?;
-                    put(
-                        format!("{name}.weight"),
-                        w.as_tensor().broadcast_mul(&s.reshape(((), 1))?)?,
-                    )?;
-                    put(format!("{name}.bias"), b)?;
-                }
-                Op::Separable {
-                    name,
-                    dw_w,
-                    dw_bn,
-                    pw_w,
-                    pw_bn,
-                    g,
-                    ..
-                } => {
-                    let (s, b) = dw_bn.scale_shift()?;
-                    let dw = dw_w.as_tensor().broadcast_mul(&s.reshape(((), 1, 1))?)?;
-                    let dw = if g.one_d { dw.squeeze(2)? } else { dw };
-                    put(format!("{name}.depthwise.weight"), dw)?;
-                    put(format!("{name}.depthwise.bias"), b)?;
-                    let (s, b) = pw_bn.scale_shift()?;
-                    put(
-                        format!("{name}.pointwise.weight"),
-                        pw_w.as_tensor().broadcast_mul(&s.reshape(((), 1))?)?,
-                    )?;
-                    put(format!("{name}.pointwise.bias"), b)?;
-                }
-                Op::Dense { name, w, b } => {
-                    put(format!("{name}.weight"), w.as_tensor().clone())?;
-                    put(format!("{name}.bias"), b.as_tensor().clone())?;
-                }
-                Op::Act(_) | Op::AvgPool { .. } | Op::Softmax | Op::Flatten => {}
+            if let Op::Dense { name, w, b } = op {
+                put(format!("{name}.weight"), w.as_tensor().clone())?;
+                put(format!("{name}.bias"), b.as_tensor().clone())?;
             }
         }
         Ok(out)
@@ -724,17 +686,52 @@ impl KwsModel {
     }
 
     fn bns(&self) -> Vec<&BatchNorm> {
+        self.convolutions().into_iter().map(|c| c.bn).collect()
+    }
+
+    /// Every convolution weight with its BatchNorm, in layer order (a separable layer gives its
+    /// depthwise then its pointwise half), named as its tensors are.
+    fn convolutions(&self) -> Vec<Convolution<'_>> {
         let mut v = Vec::new();
         for op in &self.ops {
             match op {
-                Op::Conv { bn, .. } | Op::Depthwise { bn, .. } | Op::Pointwise { bn, .. } => {
-                    v.push(bn)
+                Op::Conv { name, w, bn, g, .. } | Op::Depthwise { name, w, bn, g, .. } => {
+                    v.push(Convolution {
+                        prefix: name.clone(),
+                        weight: w,
+                        bn,
+                        one_d: g.one_d,
+                    })
                 }
-                Op::Separable { dw_bn, pw_bn, .. } => {
-                    v.push(dw_bn);
-                    v.push(pw_bn);
+                Op::Pointwise { name, w, bn, .. } => v.push(Convolution {
+                    prefix: name.clone(),
+                    weight: w,
+                    bn,
+                    one_d: false,
+                }),
+                Op::Separable {
+                    name,
+                    dw_w,
+                    g,
+                    dw_bn,
+                    pw_w,
+                    pw_bn,
+                    ..
+                } => {
+                    v.push(Convolution {
+                        prefix: format!("{name}.depthwise"),
+                        weight: dw_w,
+                        bn: dw_bn,
+                        one_d: g.one_d,
+                    });
+                    v.push(Convolution {
+                        prefix: format!("{name}.pointwise"),
+                        weight: pw_w,
+                        bn: pw_bn,
+                        one_d: false,
+                    });
                 }
-                _ => {}
+                Op::Act(_) | Op::AvgPool { .. } | Op::Dense { .. } | Op::Softmax | Op::Flatten => {}
             }
         }
         v
