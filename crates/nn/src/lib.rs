@@ -28,7 +28,7 @@ pub use error::NnError;
 pub use kind::LayerKind;
 pub use layers::{Layer, LayerState, Op, StreamOp};
 pub use limits::ModelLimits;
-pub use network::{Network, NetworkState};
+pub use network::{Network, NetworkState, WindowScratch};
 pub use shape::{Activation, FrameShape};
 pub use spec::{InputSpec, LayerSpec, ModelSpec, Size2};
 pub use weights::{Tensor, Weights};

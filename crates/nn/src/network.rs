@@ -236,6 +236,95 @@ impl Network {
         x
     }
 
+    /// Every buffer [`Network::forward_window_into`] needs for windows of up to `max_frames`
+    /// input frames, allocated once.
+    pub fn new_window_scratch(&self, max_frames: usize) -> WindowScratch {
+        let mut longest = self.input_shape().len() * max_frames.max(1);
+        let mut t = max_frames.max(1);
+        for layer in &self.layers {
+            let padded = match layer.geometry() {
+                Some(g) if g.centered => centered_padding(g, t).2,
+                _ => t,
+            };
+            longest = longest
+                .max(padded * layer.input().len())
+                .max(padded.div_ceil(layer.time_stride()) * layer.output().len());
+            t = t.div_ceil(layer.time_stride());
+        }
+        WindowScratch {
+            states: self.layers.iter().map(Layer::new_state).collect(),
+            a: vec![0.0; longest],
+            b: vec![0.0; longest],
+            zeros: vec![
+                0.0;
+                self.layers
+                    .iter()
+                    .map(|l| l.input().len())
+                    .max()
+                    .unwrap_or(0)
+            ],
+            max_frames: max_frames.max(1),
+        }
+    }
+
+    /// [`Network::forward_window`] without allocating: every layer is streamed
+    /// ([`Layer::step`] from a reset state) over its window, with the zero frames a `centered`
+    /// layer has on both sides, in buffers made by [`Network::new_window_scratch`]. Returns the
+    /// last output frame. Panics when `t` is 0 or more than the scratch was made for, or
+    /// `frames` is not `t` input frames.
+    pub fn forward_window_into<'s>(
+        &self,
+        scratch: &'s mut WindowScratch,
+        frames: &[f32],
+        t: usize,
+    ) -> &'s [f32] {
+        assert!(t > 0 && t <= scratch.max_frames, "window of {t} frames");
+        assert_eq!(frames.len(), t * self.input_shape().len(), "window length");
+        let WindowScratch {
+            states,
+            a,
+            b,
+            zeros,
+            ..
+        } = scratch;
+        a[..frames.len()].copy_from_slice(frames);
+        let (mut src, mut dst) = (a, b);
+        let mut t = t;
+        for (layer, state) in self.layers.iter().zip(states.iter_mut()) {
+            state.reset();
+            let (input, output) = (layer.input().len(), layer.output().len());
+            let (lead, skip, len) = match layer.geometry() {
+                Some(g) if g.centered => centered_padding(g, t),
+                _ => (0, 0, t),
+            };
+            let t_out = t.div_ceil(layer.time_stride());
+            let mut produced = 0;
+            let mut kept = 0;
+            for i in 0..len {
+                let frame = if i < lead || i >= lead + t {
+                    &zeros[..input]
+                } else {
+                    &src[(i - lead) * input..(i - lead + 1) * input]
+                };
+                if kept == t_out {
+                    break;
+                }
+                let at = kept * output;
+                if layer.step(state, frame, &mut dst[at..at + output]) {
+                    if produced >= skip {
+                        kept += 1;
+                    }
+                    produced += 1;
+                }
+            }
+            debug_assert_eq!(kept, t_out);
+            std::mem::swap(&mut src, &mut dst);
+            t = t_out;
+        }
+        let n = self.output_shape().len();
+        &src[(t - 1) * n..t * n]
+    }
+
     /// The weights in the layout the spec's weights file uses.
     pub fn weights(&self) -> Weights {
         let mut w = Weights::default();
@@ -258,22 +347,48 @@ impl Network {
 /// oracle over the window with zero frames added before and after, and keeps the outputs that
 /// line up.
 fn centered_window(layer: &Layer, g: &ConvGeometry, x: &[f32], t: usize) -> Vec<f32> {
-    let s = g.s_t;
-    let span = g.history_frames();
-    let before = g.delay();
-    let t_out = t.div_ceil(s);
-    // Causal output i of the padded sequence reads padded frames i*s - span ..= i*s; with
-    // `lead` zero frames in front that is window frame i*s - span - lead. Output j needs
-    // window frame j*s - before, so i = j + q where q*s = span + lead - before.
-    let q = (span - before).div_ceil(s);
-    let lead = q * s + before - span;
-    let len = (lead + t).max((t_out - 1 + q) * s + 1);
+    let t_out = t.div_ceil(g.s_t);
+    let (lead, q, len) = centered_padding(g, t);
     let frame = g.input.len();
     let mut padded = vec![0.0; len * frame];
     padded[lead * frame..(lead + t) * frame].copy_from_slice(x);
     let y = layer.forward(&padded, len);
     let out = layer.output().len();
     y[q * out..(q + t_out) * out].to_vec()
+}
+
+/// How a centred layer pads a window of `t` frames: (zero frames before it, causal outputs of
+/// the padded sequence to skip, padded length). Causal output i of the padded sequence reads
+/// padded frames i*s - span ..= i*s; with `lead` zero frames in front that is window frame
+/// i*s - span - lead. Output j needs window frame j*s - before, so i = j + q where
+/// q*s = span + lead - before.
+fn centered_padding(g: &ConvGeometry, t: usize) -> (usize, usize, usize) {
+    let s = g.s_t;
+    let span = g.history_frames();
+    let before = g.delay();
+    let t_out = t.div_ceil(s);
+    let q = (span - before).div_ceil(s);
+    let lead = q * s + before - span;
+    let len = (lead + t).max((t_out - 1 + q) * s + 1);
+    (lead, q, len)
+}
+
+/// Buffers for [`Network::forward_window_into`]: a state per layer and two frame buffers as long
+/// as the longest (padded) window any layer sees. Made by [`Network::new_window_scratch`].
+#[derive(Clone, Debug)]
+pub struct WindowScratch {
+    states: Vec<LayerState>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    zeros: Vec<f32>,
+    max_frames: usize,
+}
+
+impl WindowScratch {
+    /// The longest window (input frames) it was made for.
+    pub fn max_frames(&self) -> usize {
+        self.max_frames
+    }
 }
 
 /// A network is shared across threads; a state moves to the thread that streams through it.

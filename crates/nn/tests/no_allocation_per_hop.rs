@@ -75,3 +75,25 @@ fn try_step_allocates_nothing_and_names_a_frame_of_the_wrong_length() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fixed_window_forward_into_its_scratch_allocates_nothing() {
+    // The imported graphs' layout: centred 2D convolutions over a fixed window.
+    for name in ["hello_edge_ds_cnn_s.toml", "ds_cnn_s.toml"] {
+        let net = Network::random(config(name), 3).unwrap();
+        let t = 49;
+        let window: Vec<f32> = (0..t * net.input_shape().len())
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let mut scratch = net.new_window_scratch(t);
+        let (sum, stats) = count_allocations(|| {
+            let mut sum = 0.0f32;
+            for _ in 0..20 {
+                sum += net.forward_window_into(&mut scratch, &window, t)[0];
+            }
+            sum
+        });
+        assert!(sum.is_finite(), "{name}");
+        assert_eq!(stats.bytes, 0, "{name}: {stats:?} during 20 windows");
+    }
+}
