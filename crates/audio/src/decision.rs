@@ -38,6 +38,76 @@ pub struct DecisionConfig {
     /// graphs: 1 s); `sepstream eval --windowed` gives each clip exactly this much audio,
     /// zero padded or cut, and runs the network over that window alone. 0 = none.
     pub window: f64,
+    /// A second-stage check of every event by another model (`[decision.confirm]`); none by
+    /// default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<ConfirmConfig>,
+}
+
+/// The `[decision.confirm]` table: before an event goes out, a second model made for fixed
+/// windows (e.g. an imported DS-CNN) reads the audio of windows ending where `ends` say and the
+/// event is kept only if, over those windows, the event's keyword has that model's highest
+/// posterior of all labels and at least `min_posterior`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmConfig {
+    /// The checking model: the name of a bundled model (`sepstream models`) or a spec file,
+    /// relative to the spec that names it. It needs the same labels and a `[decision] window`.
+    pub model: String,
+    /// Where the checked windows end, in seconds relative to the event (each -2..=0: only
+    /// audio already heard, so the check adds no delay). Default: -0.2, -0.1 and 0.
+    #[serde(default = "ConfirmConfig::default_ends")]
+    pub ends: Vec<f64>,
+    /// The keyword's posterior (its highest over the windows) must reach this (0..=1;
+    /// default 0: the keyword only has to be the checking model's first choice).
+    #[serde(default)]
+    pub min_posterior: f32,
+}
+
+impl ConfirmConfig {
+    /// Window ends used when `ends` is not given, seconds relative to the event.
+    pub const DEFAULT_ENDS: [f64; 3] = [-0.2, -0.1, 0.0];
+
+    fn default_ends() -> Vec<f64> {
+        Self::DEFAULT_ENDS.to_vec()
+    }
+
+    /// A check by `model` with the default window ends and no posterior floor.
+    pub fn with_model(model: impl Into<String>) -> Self {
+        ConfirmConfig {
+            model: model.into(),
+            ends: Self::default_ends(),
+            min_posterior: 0.0,
+        }
+    }
+
+    /// Checks every field; the error names the field and the expected range.
+    pub fn validate(&self) -> Result<(), AudioError> {
+        let bad = |r: String| Err(AudioError::config("decision.confirm", r));
+        if self.model.trim().is_empty() {
+            return bad("model is empty, expected a bundled model's name or a spec file".into());
+        }
+        if self.ends.is_empty() || self.ends.len() > 16 {
+            return bad(format!(
+                "ends has {} values, expected 1..=16",
+                self.ends.len()
+            ));
+        }
+        if let Some(e) = self
+            .ends
+            .iter()
+            .find(|e| !(e.is_finite() && (-2.0..=0.0).contains(*e)))
+        {
+            return bad(format!("ends holds {e}, expected -2..=0 s"));
+        }
+        if !(0.0..=1.0).contains(&self.min_posterior) {
+            return bad(format!(
+                "min_posterior = {}, expected 0..=1",
+                self.min_posterior
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DecisionConfig {
@@ -52,6 +122,7 @@ impl Default for DecisionConfig {
             non_keywords: vec!["_silence_".into(), "_unknown_".into()],
             clip_tail: 0.0,
             window: 0.0,
+            confirm: None,
         }
     }
 }
@@ -99,6 +170,9 @@ impl DecisionConfig {
         }
         if !(self.window.is_finite() && (0.0..=60.0).contains(&self.window)) {
             return bad(format!("window = {}, expected 0..=60 s", self.window));
+        }
+        if let Some(c) = &self.confirm {
+            c.validate()?;
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ mod stream;
 mod wav;
 
 pub use config::{DctScale, FrontendConfig, MelScale, Spectrum, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
-pub use decision::{DecisionConfig, KeywordDetector, KeywordEvent, KeywordHit};
+pub use decision::{ConfirmConfig, DecisionConfig, KeywordDetector, KeywordEvent, KeywordHit};
 pub use decode::{read_audio, AudioInfo, AudioReader, STDIN_NAME};
 pub use error::AudioError;
 pub use frontend::{hz_to_mel, mel_band_edges, mel_to_hz, FeatureExtractor};

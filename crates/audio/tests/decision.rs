@@ -136,3 +136,31 @@ fn config_from_table_defaults_and_errors() {
         assert!(DecisionConfig::from_table(&t).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn the_confirm_table_takes_defaults_and_names_each_bad_field() {
+    let parse = |text: &str| DecisionConfig::from_table(&toml::from_str(text).unwrap());
+    let c = parse("[confirm]\nmodel = \"hello_edge_ds_cnn_l\"")
+        .unwrap()
+        .confirm
+        .unwrap();
+    assert_eq!(
+        c.ends,
+        sepstream_audio::ConfirmConfig::DEFAULT_ENDS.to_vec()
+    );
+    assert_eq!(c.min_posterior, 0.0);
+    assert!(parse("").unwrap().confirm.is_none());
+    for (text, named) in [
+        ("[confirm]\nmodel = \"m\"\nends = [0.1]", "ends"),
+        ("[confirm]\nmodel = \"m\"\nends = []", "ends"),
+        (
+            "[confirm]\nmodel = \"m\"\nmin_posterior = 2.0",
+            "min_posterior",
+        ),
+        ("[confirm]\nmodel = \"\"", "model"),
+        ("[confirm]\nmodel = \"m\"\nwindow = 1.0", "window"),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(named), "{text:?}: {e}");
+    }
+}

@@ -66,6 +66,14 @@ pub enum KwsError {
         /// The source's rate.
         actual: u32,
     },
+    /// The second-stage model of `[decision.confirm]` does not fit the model it checks.
+    #[error("keyword model {model}: [decision.confirm]: {reason}")]
+    Confirm {
+        /// The model whose events are checked.
+        model: String,
+        /// The checking model and what does not fit.
+        reason: String,
+    },
     /// The audio source could not be read (to its end).
     #[error(transparent)]
     Read(sepstream_audio::AudioError),

@@ -10,14 +10,19 @@
 //!   model's rate by the front end), keyword hits out: [`sepstream_audio::FeatureStream`] ->
 //!   [`sepstream_nn::Network::step`] -> [`sepstream_audio::KeywordDetector`], one [`Hop`] per
 //!   feature frame. Everything is made in the constructor; pushing allocates nothing.
+//! - [`Confirm`]: a second-stage check (`[decision.confirm]`): a model made for fixed windows
+//!   re-reads the audio before each event, which goes out only if it agrees
+//!   ([`Spotter::with_confirm`]).
 //! - [`Event`]: a hit with its keyword's name; [`Trace`]: every frame, posterior and event of a
 //!   run kept for a picture (allocates, opt in).
 
+mod confirm;
 mod error;
 mod model;
 mod spotter;
 
+pub use confirm::{Confirm, Confirmer};
 pub use error::{with_causes, KwsError};
 pub use model::{KwsModel, ModelSettings, RANDOM_WEIGHTS_SEED};
-pub use sepstream_audio::{DecisionConfig, FrontendConfig, KeywordHit};
+pub use sepstream_audio::{ConfirmConfig, DecisionConfig, FrontendConfig, KeywordHit};
 pub use spotter::{Event, Hop, Spotter, Trace};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sepstream_audio::{DecisionConfig, FrontendConfig};
 use sepstream_nn::{ModelSpec, Network};
 
+use crate::confirm::Confirm;
 use crate::error::KwsError;
 
 /// The front end and decision settings of a spec: its `[frontend]` and `[decision]` tables,
@@ -74,12 +75,26 @@ pub struct KwsModel {
     pub labels: Vec<String>,
     /// Whether the weights are random (no trained weights were found).
     pub random: bool,
+    /// The second-stage check the spec's `[decision.confirm]` names, loaded.
+    pub confirm: Option<Arc<Confirm>>,
 }
 
 impl KwsModel {
     /// Builds the model around a network: reads the spec's settings and checks that the network
     /// reads the front end's frames and gives one posterior per label.
+    /// A `[decision.confirm]` model named by a spec file is looked for in the current folder
+    /// ([`KwsModel::from_network_in`] names the spec's folder).
     pub fn from_network(net: Network, random: bool) -> Result<Self, KwsError> {
+        Self::from_network_in(net, random, None)
+    }
+
+    /// [`KwsModel::from_network`], resolving a `[decision.confirm]` spec file relative to
+    /// `base` (the folder of the spec the network came from).
+    pub fn from_network_in(
+        net: Network,
+        random: bool,
+        base: Option<&Path>,
+    ) -> Result<Self, KwsError> {
         let spec = net.spec();
         let ModelSettings { frontend, decision } = ModelSettings::from_spec(spec)?;
         let outputs = net.output_shape().len();
@@ -91,12 +106,17 @@ impl KwsModel {
             });
         }
         check_features(&net, &frontend)?;
+        let confirm = match &decision.confirm {
+            Some(c) => Some(Arc::new(Confirm::load(c, base, &net)?)),
+            None => None,
+        };
         Ok(KwsModel {
             labels: spec.labels.clone(),
             net: Arc::new(net),
             frontend,
             decision,
             random,
+            confirm,
         })
     }
 
@@ -113,12 +133,13 @@ impl KwsModel {
             let p = spec_path.parent().unwrap_or(Path::new(".")).join(w);
             p.is_file()
         });
+        let base = spec_path.parent();
         if !weights_present && random_if_missing {
             let net = Network::random(spec, RANDOM_WEIGHTS_SEED).map_err(model_error)?;
-            return Self::from_network(net, true);
+            return Self::from_network_in(net, true, base);
         }
         let net = Network::load(spec_path).map_err(model_error)?;
-        Self::from_network(net, false)
+        Self::from_network_in(net, false, base)
     }
 
     /// The keyword model compiled into the library (`sepstream_nn::bundled`, the one `sepstream

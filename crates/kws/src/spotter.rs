@@ -11,6 +11,7 @@ use sepstream_audio::{
 };
 use sepstream_nn::{Network, NetworkState};
 
+use crate::confirm::{Confirm, Confirmer, CONFIRM_BLOCK};
 use crate::error::KwsError;
 use crate::model::{check_features, posterior_period, KwsModel};
 
@@ -27,6 +28,9 @@ pub struct Hop<'a> {
     pub posteriors: Option<&'a [f32]>,
     /// The keyword decided at this frame, if any.
     pub hit: Option<KeywordHit>,
+    /// A keyword the decision found at this frame but the second-stage check
+    /// (`[decision.confirm]`) turned down.
+    pub rejected: Option<KeywordHit>,
 }
 
 /// A keyword event with its keyword's name.
@@ -104,18 +108,24 @@ pub struct Spotter<N = Arc<Network>> {
     state: NetworkState,
     features: FeatureStream,
     detector: KeywordDetector,
+    confirmer: Option<Confirmer>,
     origin: f64,
 }
 
 impl Spotter<Arc<Network>> {
-    /// A spotter for `model` fed at `input_rate` Hz.
+    /// A spotter for `model` fed at `input_rate` Hz (with its second-stage check, if it has
+    /// one).
     pub fn new(model: &KwsModel, input_rate: u32) -> Result<Self, KwsError> {
-        Spotter::with_network(
+        let spotter = Spotter::with_network(
             Arc::clone(&model.net),
             &model.frontend,
             &model.decision,
             input_rate,
-        )
+        )?;
+        match &model.confirm {
+            Some(c) => spotter.with_confirm(Arc::clone(c)),
+            None => Ok(spotter),
+        }
     }
 }
 
@@ -146,8 +156,28 @@ impl<N: Deref<Target = Network>> Spotter<N> {
             net,
             features,
             detector,
+            confirmer: None,
             origin: 0.0,
         })
+    }
+
+    /// This spotter with a second-stage check: every keyword the decision finds goes out only
+    /// if `confirm`'s model agrees on the audio already heard ([`Hop::rejected`] otherwise).
+    /// Its buffers are made here; pushing still allocates nothing.
+    pub fn with_confirm(mut self, confirm: Arc<Confirm>) -> Result<Self, KwsError> {
+        if confirm.network().spec().labels != self.net.spec().labels {
+            return Err(KwsError::Confirm {
+                model: self.net.spec().name.clone(),
+                reason: format!("model {}: the labels differ", confirm.name()),
+            });
+        }
+        self.confirmer = Some(Confirmer::new(confirm, self.input_rate())?);
+        Ok(self)
+    }
+
+    /// The second-stage check, if there is one.
+    pub fn confirm(&self) -> Option<&Arc<Confirm>> {
+        self.confirmer.as_ref().map(Confirmer::confirm)
     }
 
     /// The network.
@@ -191,15 +221,32 @@ impl<N: Deref<Target = Network>> Spotter<N> {
 
     /// Pushes samples; calls `on_hop` per feature frame they complete, in order. Allocates
     /// nothing.
-    pub fn push_hops(&mut self, samples: &[f32], on_hop: impl FnMut(&Hop<'_>)) {
+    pub fn push_hops(&mut self, samples: &[f32], mut on_hop: impl FnMut(&Hop<'_>)) {
         let Spotter {
             net,
             state,
             features,
             detector,
+            confirmer,
             origin,
         } = self;
-        features.push(samples, hop_handler(net, state, detector, *origin, on_hop));
+        match confirmer {
+            None => features.push(
+                samples,
+                hop_handler(net, state, detector, None, *origin, on_hop),
+            ),
+            // The check's front end is fed each block before the spotter's, so it holds the
+            // audio up to any hit the block gives.
+            Some(c) => {
+                for block in samples.chunks(CONFIRM_BLOCK) {
+                    c.push(block);
+                    features.push(
+                        block,
+                        hop_handler(net, state, detector, Some(&mut *c), *origin, &mut on_hop),
+                    );
+                }
+            }
+        }
     }
 
     /// End of input: runs the front end's delayed tail (a resampler's) through, calling
@@ -219,9 +266,20 @@ impl<N: Deref<Target = Network>> Spotter<N> {
             state,
             features,
             detector,
+            confirmer,
             origin,
         } = self;
-        features.finish(hop_handler(net, state, detector, *origin, on_hop));
+        if let Some(c) = confirmer.as_mut() {
+            c.finish();
+        }
+        features.finish(hop_handler(
+            net,
+            state,
+            detector,
+            confirmer.as_mut(),
+            *origin,
+            on_hop,
+        ));
     }
 
     /// Forgets every past sample, network state and decision: the next sample pushed is at
@@ -236,6 +294,9 @@ impl<N: Deref<Target = Network>> Spotter<N> {
         self.features.reset();
         self.state.reset();
         self.detector.reset();
+        if let Some(c) = &mut self.confirmer {
+            c.reset();
+        }
         self.origin = origin;
     }
 
@@ -278,23 +339,31 @@ impl<N: Deref<Target = Network>> Spotter<N> {
     }
 }
 
-/// The front end's frame callback: network step, decision, `on_hop`.
+/// The front end's frame callback: network step, decision, second-stage check, `on_hop`.
 fn hop_handler<'a>(
     net: &'a Network,
     state: &'a mut NetworkState,
     detector: &'a mut KeywordDetector,
+    mut confirmer: Option<&'a mut Confirmer>,
     origin: f64,
     mut on_hop: impl FnMut(&Hop<'_>) + 'a,
 ) -> impl FnMut(f64, &[f32]) + 'a {
     move |t, frame| {
         let time = origin + t;
         let posteriors = net.step(state, frame);
-        let hit = posteriors.and_then(|p| detector.push_hit(time, p));
+        let mut hit = posteriors.and_then(|p| detector.push_hit(time, p));
+        let mut rejected = None;
+        if let (Some(h), Some(c)) = (hit, confirmer.as_deref_mut()) {
+            if !c.agrees(&h, t) {
+                rejected = hit.take();
+            }
+        }
         on_hop(&Hop {
             time,
             features: frame,
             posteriors,
             hit,
+            rejected,
         });
     }
 }

@@ -55,3 +55,34 @@ fn pushing_allocates_nothing_at_the_model_rate_and_resampled() {
         );
     }
 }
+
+#[test]
+fn a_second_stage_check_allocates_nothing_when_it_runs() {
+    let mut model = KwsModel::bundled_default().expect("the bundled model loads");
+    let config = sepstream_kws::ConfirmConfig::with_model("hello_edge_ds_cnn_s");
+    let confirm = sepstream_kws::Confirm::load(&config, None, &model.net).expect("check loads");
+    model.confirm = Some(std::sync::Arc::new(confirm));
+    let (samples, rate) = sepstream_audio::read_audio(
+        &sepstream_testkit::repo_root().join("assets/sample_keywords.wav"),
+    )
+    .expect("the sample file reads");
+    for input_rate in [rate, 48_000] {
+        let audio = sepstream_audio::resample_clip(&samples, rate, input_rate).unwrap();
+        let mut spotter = Spotter::new(&model, input_rate).expect("spotter");
+        spotter.push(&audio[..input_rate as usize / 2], |_| {});
+        let mut checked = 0usize;
+        let (_, stats) = count_allocations(|| {
+            for block in audio[input_rate as usize / 2..].chunks(333) {
+                spotter.push_hops(block, |hop| {
+                    checked += usize::from(hop.hit.is_some() || hop.rejected.is_some())
+                });
+            }
+            spotter.finish(|_| {});
+        });
+        assert!(checked >= 3, "{input_rate} Hz: {checked} events checked");
+        assert_eq!(
+            stats.bytes, 0,
+            "{input_rate} Hz: the check allocated {stats:?}"
+        );
+    }
+}

