@@ -69,6 +69,13 @@ pub struct Args {
     /// or control thread would; needs root or CAP_SYS_NICE, else it runs as usual and says so.
     #[arg(long)]
     fifo: Option<i32>,
+    /// Play this audio file in a loop instead of the synthetic signal (at its own sample rate,
+    /// which replaces --input-rate), e.g. assets/sample_keywords.wav so that decisions and a
+    /// second-stage check run.
+    #[arg(long, value_name = "FILE")]
+    audio: Option<PathBuf>,
+    #[command(flatten)]
+    confirm: crate::model_arg::ConfirmArgs,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -81,6 +88,9 @@ struct Report {
     mode: &'static str,
     load_other_core: bool,
     sched_fifo: bool,
+    /// The second-stage check, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm: Option<String>,
     #[serde(flatten)]
     hops: HopFigures,
     depth_frame: DeadlineFigures,
@@ -167,7 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     if !(args.minutes.is_finite() && args.minutes > 0.0) {
         anyhow::bail!("--minutes must be a positive number, got {}", args.minutes);
     }
-    let (model, weights, model_name) = match &args.model {
+    let (mut model, weights, model_name) = match &args.model {
         Some(model_path) if model_path.is_file() => {
             let model = KwsModel::load(model_path, true)
                 .with_context(|| format!("loading {}", model_path.display()))?;
@@ -182,6 +192,15 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
             (model, name.clone(), name)
         }
     };
+    args.confirm.apply(&mut model)?;
+    let (audio, input_rate) = match &args.audio {
+        Some(p) => {
+            let (samples, rate) = sepstream_audio::read_audio(p)
+                .with_context(|| format!("--audio {}", p.display()))?;
+            (Some(std::sync::Arc::from(samples)), rate)
+        }
+        None => (None, args.input_rate),
+    };
     let realtime = args.realtime && !args.fast;
     let load = args.load_other_core.then(CoreLoad::start);
     let fifo = args.fifo.map(FifoGuard::new);
@@ -190,9 +209,10 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         eprintln!("warning: SCHED_FIFO refused (needs root or CAP_SYS_NICE); measuring without it");
     }
     let run = HopRun {
-        input_rate: args.input_rate,
+        input_rate,
         audio_seconds: args.minutes * 60.0,
         realtime,
+        audio,
     };
     let hops = measure_model_hops(&model, &run, alloc_probe())?;
     // The frame and tick jobs, as fast as possible (the other core still loaded if asked).
@@ -209,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         mode: if realtime { "realtime" } else { "fast" },
         load_other_core: args.load_other_core,
         sched_fifo,
+        confirm: crate::model_arg::describe_confirm(&model),
         hops,
         depth_frame,
         control_tick,
@@ -273,6 +294,16 @@ fn print_text(r: &Report) {
         "  feature frames {}, network outputs {}, decisions {}",
         h.feature_frames, h.network_outputs, h.decisions
     );
+    if let Some(line) = &r.confirm {
+        println!("  {line}");
+        println!("  decisions turned down by the check {}", h.rejected);
+        match &h.checked_compute {
+            Some(p) => row("hops with a check", p),
+            None => println!(
+                "  no hop ran a check (no decision: try --audio assets/sample_keywords.wav)"
+            ),
+        }
+    }
     for f in [&r.depth_frame, &r.control_tick] {
         println!(
             "{} against {:.0} us (as fast as possible):",

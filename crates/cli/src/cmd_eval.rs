@@ -60,6 +60,8 @@ pub struct Args {
     /// windows computes it, instead of the streaming engine.
     #[arg(long, conflicts_with_all = ["stream", "clip_tail"])]
     windowed: bool,
+    #[command(flatten)]
+    confirm: crate::model_arg::ConfirmArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -101,6 +103,21 @@ fn parse_snr(s: &str) -> Result<(f32, f32), String> {
     Ok((lo, hi))
 }
 
+/// The keyword model of `--model` with the check of `--confirm`.
+fn keyword_model(args: &Args) -> anyhow::Result<sepstream_kws::KwsModel> {
+    let (mut model, _) = crate::model_arg::keyword_model(args.model.as_deref())?;
+    args.confirm.apply(&mut model)?;
+    Ok(model)
+}
+
+/// The second-stage check and how many events it turned down, if there is one.
+fn print_confirm(model: &sepstream_kws::KwsModel, rejected: usize) {
+    if let Some(line) = crate::model_arg::describe_confirm(model) {
+        println!("{line}");
+        println!("events turned down by the check: {rejected}");
+    }
+}
+
 /// The spec's decision settings with --threshold/--smoothing applied and checked.
 fn decision_of(
     net: &sepstream_nn::Network,
@@ -122,16 +139,18 @@ fn decision_of(
 fn run_false_accepts(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     let mut files =
         evaluate::audio_files(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let (net, _) = crate::model_arg::keyword_network(args.model.as_deref())?;
+    let model = keyword_model(args)?;
+    let net = &model.net;
     if args.val_split {
         files.retain(|f| evaluate::is_held_out_recording(f, args.seed, args.val_percent));
     }
-    let decision = decision_of(&net, args)?;
-    let r = evaluate::eval_false_accepts(&net, &decision, &files)?;
+    let decision = decision_of(net, args)?;
+    let r = evaluate::eval_false_accepts(net, &decision, model.confirm.as_ref(), &files)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         print_decision(&decision);
+        print_confirm(&model, r.rejected);
         println!("recordings: {} files, {:.3} h", r.files, r.hours);
         println!(
             "false accepts per hour: {:.1} ({} events)",
@@ -157,7 +176,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().context("--data DIR is needed")?;
     let mut clips =
         evaluate::clips_of(&data).with_context(|| format!("reading {}", data.display()))?;
-    let (net, model_name) = crate::model_arg::keyword_network(args.model.as_deref())?;
+    let model = keyword_model(&args)?;
+    let net = &*model.net;
+    let model_name = net.spec().name.clone();
     if args.val_split {
         clips = sepstream_train::dataset::split_by_speaker(&clips, args.seed, args.val_percent).1;
     }
@@ -167,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.stream {
         let fe = ModelSettings::from_spec(net.spec())?.frontend;
-        let decision = decision_of(&net, &args)?;
+        let decision = decision_of(net, &args)?;
         let (samples, words) = if args.background.is_empty() {
             evaluate::build_stream(&clips, fe.sample_rate, args.seed)?
         } else {
@@ -202,11 +223,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 args.snr,
             )?
         };
-        let r = evaluate::eval_stream(&net, &decision, &samples, fe.sample_rate, &words)?;
+        let r = evaluate::eval_stream(
+            net,
+            &decision,
+            model.confirm.as_ref(),
+            &samples,
+            fe.sample_rate,
+            &words,
+        )?;
         if args.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             print_decision(&decision);
+            print_confirm(&model, r.rejected);
             println!(
                 "stream: {:.3} h, {} keywords among {} words",
                 r.hours,
@@ -248,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         evaluate::ClipMode::Stream { tail }
     };
-    let r = evaluate::eval_clips_in(&net, &clips, mode)?;
+    let r = evaluate::eval_clips_in(net, &clips, mode)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -43,6 +43,8 @@ pub struct Args {
     /// Run with random weights when the model's trained weights are missing (plumbing only).
     #[arg(long)]
     random_weights: bool,
+    #[command(flatten)]
+    confirm: crate::model_arg::ConfirmArgs,
     /// Testing: read a WAV file (or "silence") as if it were a microphone, in real time.
     #[arg(long, hide = true)]
     simulate: Option<String>,
@@ -169,6 +171,7 @@ pub fn run_serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             simulate_fail_after: None,
             test_hooks: Vec::new(),
             net: NetArgs::default(),
+            confirm: Default::default(),
         },
         config,
     )
@@ -246,13 +249,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn run_with(args: Args, config: PipelineConfig) -> anyhow::Result<ExitCode> {
-    let model = match &args.model {
+    let mut model = match &args.model {
         Some(p) if p.is_file() => KwsModel::load(p, args.random_weights)?,
-        other => {
-            let (net, name) = crate::model_arg::keyword_network(other.as_deref())?;
-            KwsModel::from_network(net, false).with_context(|| format!("keyword model {name}"))?
-        }
+        other => crate::model_arg::keyword_model(other.as_deref())?.0,
     };
+    args.confirm.apply(&mut model)?;
+    if let Some(line) = crate::model_arg::describe_confirm(&model) {
+        eprintln!("{line}");
+    }
     if model.random {
         eprintln!(
             "warning: {}: trained weights not found; running with RANDOM weights (detections are meaningless)",

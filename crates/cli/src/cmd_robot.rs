@@ -219,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let commands = if args.mic {
         let (model, _) = crate::model_arg::keyword_model(args.kws_model.as_deref())?;
         let source = LiveCommands::Mic {
-            model,
+            model: Box::new(model),
             device: args.device.clone(),
         };
         RobotCommands::Live(live_feed(source, "--mic")?)

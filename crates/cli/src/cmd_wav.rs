@@ -50,6 +50,8 @@ pub struct Args {
     /// feature frame in memory for the picture.
     #[arg(long, value_name = "PLOT.png")]
     plot: Option<PathBuf>,
+    #[command(flatten)]
+    confirm: crate::model_arg::ConfirmArgs,
 }
 
 /// Prints each file's events in the order of the command line while files run in parallel:
@@ -222,7 +224,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if stdin_uses > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let (model, _) = crate::model_arg::keyword_model(args.model.as_deref())?;
+    let (mut model, _) = crate::model_arg::keyword_model(args.model.as_deref())?;
+    args.confirm.apply(&mut model)?;
+    if args.stats {
+        if let Some(line) = crate::model_arg::describe_confirm(&model) {
+            eprintln!("{line}");
+        }
+    }
     let n = args.files.len();
     if let Some(p) = &args.plot {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());

@@ -193,3 +193,74 @@ fn held_out_stream_uses_held_out_background_speakers_or_skip_without_shared() {
         "{text}"
     );
 }
+
+/// `--confirm MODEL` checks every event: each is kept or counted as turned down, none is added,
+/// and `wav` prints only the kept ones. A check that cannot be made fails with the reason.
+#[test]
+fn a_second_stage_check_turns_events_down_and_counts_them() {
+    let dir = std::env::temp_dir().join(format!("sepstream-confirm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo_root().join("assets/sample_keywords.wav"),
+        dir.join("1-a.wav"),
+    )
+    .unwrap();
+    let dir_s = dir.to_str().unwrap();
+    let plain = json(&sepstream(&["eval", "--false-accepts", dir_s, "--json"]));
+    assert_eq!(
+        (plain["events"].as_u64(), plain["rejected"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let checked = json(&sepstream(&[
+        "eval",
+        "--false-accepts",
+        dir_s,
+        "--confirm",
+        "hello_edge_ds_cnn_l",
+        "--json",
+    ]));
+    let (kept, rejected) = (
+        checked["events"].as_u64().unwrap(),
+        checked["rejected"].as_u64().unwrap(),
+    );
+    assert_eq!(kept + rejected, 4, "{checked}");
+    let out = sepstream(&[
+        "wav",
+        "--json",
+        "--confirm",
+        "hello_edge_ds_cnn_l",
+        "assets/sample_keywords.wav",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count() as u64,
+        kept
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    for (args, says) in [
+        (&["--confirm", "no_such_model"][..], "no_such_model"),
+        (&["--confirm", "kws"][..], "no fixed window"),
+        (&["--confirm-min-posterior", "0.5"][..], "needs a check"),
+        (
+            &[
+                "--confirm",
+                "hello_edge_ds_cnn_s",
+                "--confirm-min-posterior",
+                "2",
+            ][..],
+            "min_posterior",
+        ),
+    ] {
+        let mut all = vec!["wav", "assets/sample_keywords.wav"];
+        all.extend_from_slice(args);
+        let out = sepstream(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

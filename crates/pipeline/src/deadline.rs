@@ -170,7 +170,7 @@ where
 }
 
 /// How [`measure_hops`] runs.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HopRun {
     /// Sample rate of the synthetic input audio (resampled by the front end when it differs
     /// from the model's).
@@ -180,6 +180,9 @@ pub struct HopRun {
     /// Pace hops in real time (sleep until each hop's samples would have arrived); else as fast
     /// as possible.
     pub realtime: bool,
+    /// Recorded audio at `input_rate`, played in a loop, instead of the synthetic signal (e.g.
+    /// spoken keywords, so that the decisions and a second-stage check run).
+    pub audio: Option<Arc<[f32]>>,
 }
 
 impl Default for HopRun {
@@ -188,6 +191,7 @@ impl Default for HopRun {
             input_rate: 16_000,
             audio_seconds: 60.0,
             realtime: false,
+            audio: None,
         }
     }
 }
@@ -224,6 +228,11 @@ pub struct HopFigures {
     pub network_outputs: u64,
     /// Keyword decisions.
     pub decisions: u64,
+    /// Decisions the second-stage check (`[decision.confirm]`) turned down.
+    pub rejected: u64,
+    /// Compute time of the hops in which the second-stage check ran (a decision kept or turned
+    /// down); `None` without a check or when none ran.
+    pub checked_compute: Option<Percentiles>,
 }
 
 impl HopFigures {
@@ -288,6 +297,26 @@ impl SyntheticSpeech {
     }
 }
 
+/// Where the measured hops' samples come from.
+enum Source {
+    Synthetic(SyntheticSpeech),
+    Looped { samples: Arc<[f32]>, at: usize },
+}
+
+impl Source {
+    fn fill(&mut self, out: &mut [f32]) {
+        match self {
+            Source::Synthetic(s) => s.fill(out),
+            Source::Looped { samples, at } => {
+                for o in out.iter_mut() {
+                    *o = samples[*at];
+                    *at = (*at + 1) % samples.len();
+                }
+            }
+        }
+    }
+}
+
 /// Drives the full audio chain of a keyword model (a [`Spotter`] with its front end and decision
 /// settings) hop by hop over `run.audio_seconds` of synthetic audio on the calling thread, and
 /// measures each hop against the hop deadline; allocations are counted when `probe` is given.
@@ -338,7 +367,17 @@ fn measure_spotter<N: Deref<Target = Network>>(
     let mut compute = nanosecond_histogram()?;
     let mut latency = nanosecond_histogram()?;
     let mut block = vec![0.0f32; hop_samples];
-    let mut audio = SyntheticSpeech::new(run.input_rate);
+    let mut audio = match &run.audio {
+        Some(samples) if !samples.is_empty() => Source::Looped {
+            samples: Arc::clone(samples),
+            at: 0,
+        },
+        Some(_) => return Err(DeadlineError::AudioLength(0.0)),
+        None => Source::Synthetic(SyntheticSpeech::new(run.input_rate)),
+    };
+    let checking = spotter.confirm().is_some();
+    let mut checked = nanosecond_histogram()?;
+    let mut rejected = 0u64;
     let count = || probe.map(|p| p()).unwrap_or_default();
     let (mut frames, mut outputs, mut decisions) = (0u64, 0u64, 0u64);
     let mut misses = 0u64;
@@ -362,11 +401,13 @@ fn measure_spotter<N: Deref<Target = Network>>(
             }
         }
         let before = count();
+        let decided = decisions + rejected;
         let t0 = Instant::now();
         spotter.push_hops(&block, |h| {
             frames += 1;
             outputs += u64::from(h.posteriors.is_some());
             decisions += u64::from(h.hit.is_some());
+            rejected += u64::from(h.rejected.is_some());
         });
         let t1 = Instant::now();
         let after = count();
@@ -384,6 +425,9 @@ fn measure_spotter<N: Deref<Target = Network>>(
         }
         compute.saturating_record(took.as_nanos() as u64);
         latency.saturating_record(late.as_nanos() as u64);
+        if checking && decisions + rejected > decided {
+            checked.saturating_record(took.as_nanos() as u64);
+        }
     }
 
     let audio_seconds = hops as f64 * deadline.as_secs_f64();
@@ -402,6 +446,8 @@ fn measure_spotter<N: Deref<Target = Network>>(
         feature_frames: frames,
         network_outputs: outputs,
         decisions,
+        rejected,
+        checked_compute: (!checked.is_empty()).then(|| Percentiles::of(&checked)),
     })
 }
 
@@ -458,6 +504,34 @@ impl Drop for CoreLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looped_keywords_run_the_decisions_and_time_the_hops_that_check() {
+        let (samples, rate) = sepstream_audio::read_audio(
+            &sepstream_testkit::repo_root().join("assets/sample_keywords.wav"),
+        )
+        .unwrap();
+        let run = HopRun {
+            input_rate: rate,
+            audio_seconds: 20.0,
+            audio: Some(Arc::from(samples)),
+            ..HopRun::default()
+        };
+        let mut model = KwsModel::bundled_default().unwrap();
+        let plain = measure_model_hops(&model, &run, None).unwrap();
+        // Two loops of the four words and a bit (warm-up 1 s, then 20 s of an 8.7 s file).
+        assert!(plain.decisions >= 8, "{} decisions", plain.decisions);
+        assert_eq!((plain.rejected, plain.checked_compute), (0, None));
+        let config = sepstream_kws::ConfirmConfig::with_model("hello_edge_ds_cnn_s");
+        let confirm = sepstream_kws::Confirm::load(&config, None, &model.net).unwrap();
+        model.confirm = Some(Arc::new(confirm));
+        let checked = measure_model_hops(&model, &run, None).unwrap();
+        assert_eq!(checked.decisions + checked.rejected, plain.decisions);
+        let times = checked
+            .checked_compute
+            .expect("hops with a check are timed");
+        assert!(times.max_us >= times.p50_us && times.p50_us > 0.0);
+    }
 
     #[test]
     fn time_items_counts_misses_and_stops_at_a_failing_item() {

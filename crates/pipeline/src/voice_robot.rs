@@ -69,8 +69,8 @@ pub fn scheduled_commands<'a>(
 pub enum LiveCommands {
     /// The microphone through capture -> inference -> actuation in this process.
     Mic {
-        /// The keyword model.
-        model: KwsModel,
+        /// The keyword model (boxed: it is much larger than the other variant).
+        model: Box<KwsModel>,
         /// Input device name; `None` = the default input.
         device: Option<String>,
     },
@@ -127,7 +127,7 @@ where
     R: FnMut(FeedEvent<'_>) + Send + 'static,
 {
     let (model, device) = match source {
-        LiveCommands::Mic { model, device } => (Some(model), device),
+        LiveCommands::Mic { model, device } => (Some(*model), device),
         LiveCommands::Subscribe {
             key,
             listen,

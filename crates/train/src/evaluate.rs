@@ -5,12 +5,14 @@
 //! each clip one fresh window through [`Network::forward_window`] ([`ClipMode::Window`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sepstream_audio::{resample_clip, DecisionConfig, FeatureExtractor, FrontendConfig};
-use sepstream_kws::{with_causes, Hop, ModelSettings, Spotter};
+
+use sepstream_kws::{with_causes, Confirm, Hop, ModelSettings, Spotter};
 use sepstream_nn::Network;
 use serde::Serialize;
 
@@ -230,6 +232,8 @@ pub struct StreamEval {
     pub false_accepts_per_hour: f64,
     /// Median of (event time - end of the word) over detected keywords, seconds.
     pub median_delay: f64,
+    /// Events the second-stage check (`[decision.confirm]`) turned down (0 without one).
+    pub rejected: usize,
 }
 
 /// Speech start/end in a clip: first/last 10 ms block within 20 dB of the loudest.
@@ -303,19 +307,23 @@ pub fn build_stream(
     Ok((out, placed))
 }
 
-/// Runs the streaming engine and keyword detector (with `decision`, normally the spec's) over the
-/// stream and scores the events:
+/// Runs the streaming engine and keyword detector (with `decision`, normally the spec's, and the
+/// second-stage check `confirm`, if any) over the stream and scores the events:
 /// an event matches a keyword word of the same label if it fires between the word's start and
 /// 1 s after its end (each word matched once); every other event is a false accept.
 pub fn eval_stream(
     net: &Network,
     decision: &DecisionConfig,
+    confirm: Option<&Arc<Confirm>>,
     samples: &[f32],
     rate: u32,
     words: &[PlacedWord],
 ) -> Result<StreamEval, TrainError> {
     let (fe, _) = configs(net)?;
-    let events = detect(net, &fe, decision, samples, rate)?;
+    let mut rejected = 0;
+    let events = run_detector(net, &fe, decision, confirm, samples, rate, |hop| {
+        rejected += usize::from(hop.rejected.is_some())
+    })?;
     let mut used = vec![false; words.len()];
     let mut delays = Vec::new();
     let mut fa = 0;
@@ -349,6 +357,7 @@ pub fn eval_stream(
         } else {
             delays[delays.len() / 2]
         },
+        rejected,
     })
 }
 
@@ -361,7 +370,7 @@ pub fn detect(
     samples: &[f32],
     rate: u32,
 ) -> Result<Vec<Event>, TrainError> {
-    run_detector(net, fe, de, samples, rate, |_| {})
+    run_detector(net, fe, de, None, samples, rate, |_| {})
 }
 
 /// [`detect`], keeping every feature frame and posterior as well.
@@ -374,20 +383,27 @@ pub fn trace(
 ) -> Result<Trace, TrainError> {
     let mut trace = Trace::default();
     let labels = &net.spec().labels;
-    run_detector(net, fe, de, samples, rate, |hop| trace.record(hop, labels))?;
+    run_detector(net, fe, de, None, samples, rate, |hop| {
+        trace.record(hop, labels)
+    })?;
     Ok(trace)
 }
 
-/// Streams `samples` through a [`Spotter`] in blocks of 4096; `seen` is called for every hop.
+/// Streams `samples` through a [`Spotter`] (with the check `confirm`, if any) in blocks of 4096;
+/// `seen` is called for every hop.
 fn run_detector(
     net: &Network,
     fe: &FrontendConfig,
     de: &DecisionConfig,
+    confirm: Option<&Arc<Confirm>>,
     samples: &[f32],
     rate: u32,
     mut seen: impl FnMut(&Hop<'_>),
 ) -> Result<Vec<Event>, TrainError> {
     let mut spotter = Spotter::with_network(net, fe, de, rate)?;
+    if let Some(c) = confirm {
+        spotter = spotter.with_confirm(Arc::clone(c))?;
+    }
     let labels = &net.spec().labels;
     let mut events = Vec::new();
     let mut on = |hop: &Hop<'_>| {
@@ -460,6 +476,8 @@ pub struct FalseAcceptEval {
     pub hours: f64,
     pub events: usize,
     pub events_per_hour: f64,
+    /// Events the second-stage check (`[decision.confirm]`) turned down (0 without one).
+    pub rejected: usize,
     /// Events per keyword, by label order (keywords with none left out).
     pub per_keyword: Vec<(String, usize)>,
     /// The files with the most events: (path, events, seconds).
@@ -469,34 +487,43 @@ pub struct FalseAcceptEval {
     pub errors: Vec<(String, String)>,
 }
 
-/// Streams every file through the engine and the detector (`decision`, normally the spec's),
-/// each from a reset state, and counts the events: every one is a false accept.
+/// Streams every file through the engine and the detector (`decision`, normally the spec's,
+/// and the second-stage check `confirm`, if any), each from a reset state, and counts the
+/// events: every one is a false accept.
 pub fn eval_false_accepts(
     net: &Network,
     decision: &DecisionConfig,
+    confirm: Option<&Arc<Confirm>>,
     files: &[std::path::PathBuf],
 ) -> Result<FalseAcceptEval, TrainError> {
     let (fe, _) = configs(net)?;
     let labels = &net.spec().labels;
-    let per_file: Vec<(Vec<usize>, f64, Option<String>)> = files
+    let per_file: Vec<(Vec<usize>, usize, f64, Option<String>)> = files
         .par_iter()
         .map(|path| {
             let mut events = Vec::new();
+            let mut rejected = 0;
             let mut reader = match sepstream_audio::AudioReader::open(path) {
                 Ok(r) => r,
-                Err(e) => return (events, 0.0, Some(e.to_string())),
+                Err(e) => return (events, 0, 0.0, Some(e.to_string())),
             };
             let rate = reader.info().sample_rate;
-            let r = match Spotter::with_network(net, &fe, decision, rate) {
+            let spotter = match (Spotter::with_network(net, &fe, decision, rate), confirm) {
+                (Ok(s), Some(c)) => s.with_confirm(Arc::clone(c)),
+                (made, _) => made,
+            };
+            let r = match spotter {
                 Ok(mut spotter) => spotter.push_reader(&mut reader, |hop| {
                     if let Some(h) = &hop.hit {
                         events.push(h.label_index);
                     }
+                    rejected += usize::from(hop.rejected.is_some());
                 }),
                 Err(e) => Err(e),
             };
             (
                 events,
+                rejected,
                 reader.seconds_read(),
                 r.err().map(|e| with_causes(&e)),
             )
@@ -506,7 +533,9 @@ pub fn eval_false_accepts(
     let mut seconds = 0.0;
     let mut errors = Vec::new();
     let mut worst = Vec::new();
-    for (path, (events, s, err)) in files.iter().zip(per_file) {
+    let mut rejected = 0;
+    for (path, (events, r, s, err)) in files.iter().zip(per_file) {
+        rejected += r;
         for &l in &events {
             if l < counts.len() {
                 counts[l] += 1;
@@ -527,6 +556,7 @@ pub fn eval_false_accepts(
         hours,
         events,
         events_per_hour: events as f64 / hours.max(1e-9),
+        rejected,
         per_keyword: labels
             .iter()
             .cloned()
