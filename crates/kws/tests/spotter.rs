@@ -229,3 +229,40 @@ fn a_check_with_other_labels_or_no_window_is_refused_by_name() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_spec_names_its_check_by_a_file_beside_it() {
+    let dir = std::env::temp_dir().join(format!("sepstream-check-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = repo_root();
+    // The checking model's spec beside the checked one, its weights where they are.
+    let mut check = ModelSpec::load(&root.join("configs/hello_edge_ds_cnn_s.toml")).unwrap();
+    check.weights = Some(root.join("assets/hello_edge_ds_cnn_s.safetensors"));
+    check.save(&dir.join("check.toml")).unwrap();
+    let mut checked = ModelSpec::load(&root.join("configs/kws.toml")).unwrap();
+    checked.weights = Some(root.join("assets/kws.safetensors"));
+    let confirm: toml::Table = toml::from_str("model = \"check.toml\"").unwrap();
+    checked
+        .decision
+        .get_or_insert_with(Default::default)
+        .insert("confirm".into(), confirm.into());
+    checked.save(&dir.join("checked.toml")).unwrap();
+    // Read from another folder: the file is found beside the spec, not in the current one.
+    let model = KwsModel::load(&dir.join("checked.toml"), false).unwrap();
+    let c = model.confirm.as_ref().expect("the spec's check is loaded");
+    assert_eq!(c.name(), check.name);
+    assert_eq!(
+        c.config().ends,
+        sepstream_kws::ConfirmConfig::DEFAULT_ENDS.to_vec()
+    );
+    assert!(Spotter::new(&model, 16_000).unwrap().confirm().is_some());
+
+    // A check file that is not there is named in the error.
+    std::fs::remove_file(dir.join("check.toml")).unwrap();
+    let err = KwsModel::load(&dir.join("checked.toml"), false)
+        .err()
+        .unwrap();
+    let msg = sepstream_kws::with_causes(&err);
+    assert!(msg.contains("check.toml"), "{msg}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
