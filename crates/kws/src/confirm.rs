@@ -146,18 +146,67 @@ impl Confirm {
     }
 }
 
+/// The checking front end's recent feature frames with their end times, oldest overwritten
+/// first.
+struct FrameRing {
+    frames: Vec<f32>,
+    /// End time (s, from the last reset) of the frame in each slot.
+    times: Vec<f64>,
+    /// Frames written since the last reset.
+    written: usize,
+    feature_len: usize,
+}
+
+impl FrameRing {
+    fn new(slots: usize, feature_len: usize) -> Self {
+        FrameRing {
+            frames: vec![0.0; slots * feature_len],
+            times: vec![f64::NEG_INFINITY; slots],
+            written: 0,
+            feature_len,
+        }
+    }
+
+    fn store(&mut self, t: f64, frame: &[f32]) {
+        let slot = self.written % self.times.len();
+        self.frames[slot * self.feature_len..(slot + 1) * self.feature_len].copy_from_slice(frame);
+        self.times[slot] = t;
+        self.written += 1;
+    }
+
+    fn reset(&mut self) {
+        self.times.fill(f64::NEG_INFINITY);
+        self.written = 0;
+    }
+
+    /// Copies the (at most `max`) frames that end by `until`, oldest first, into `out`; how many
+    /// (0 when none ends by then).
+    fn copy_until(&self, until: f64, max: usize, out: &mut [f32]) -> usize {
+        let slots = self.times.len();
+        let stored = self.written.min(slots);
+        // The newest stored frame that ends by `until`, walking back from the newest.
+        let Some(back) = (0..stored).find(|b| self.times[(self.written - 1 - b) % slots] <= until)
+        else {
+            return 0;
+        };
+        let n = max.min(stored - back);
+        let last = self.written - 1 - back;
+        let len = self.feature_len;
+        for k in 0..n {
+            let slot = (last + 1 - n + k) % slots;
+            out[k * len..(k + 1) * len].copy_from_slice(&self.frames[slot * len..(slot + 1) * len]);
+        }
+        n
+    }
+}
+
 /// One stream's check: the checking front end fed alongside the spotter's, a ring of its recent
 /// feature frames and the buffers one check needs, all made in [`Confirmer::new`]; pushing and
 /// checking allocate nothing.
 pub struct Confirmer {
     confirm: Arc<Confirm>,
     features: FeatureStream,
-    /// Feature frames, oldest overwritten first.
-    ring: Vec<f32>,
-    /// End time (s, from the last reset) of the frame in each ring slot.
-    times: Vec<f64>,
-    /// Frames written since the last reset.
-    written: usize,
+    ring: FrameRing,
     window: Vec<f32>,
     scratch: WindowScratch,
     best: Vec<f32>,
@@ -180,15 +229,13 @@ impl Confirmer {
             .fold(0.0f64, |m, e| m.min(*e))
             .abs();
         let ahead = CONFIRM_BLOCK as f64 / f64::from(input_rate.max(1));
-        let frames = confirm.window_frames
+        let slots = confirm.window_frames
             + ((earliest + ahead) * confirm.frontend.frame_rate()).ceil() as usize
             + 4;
         let labels = confirm.net.output_shape().len();
         Ok(Confirmer {
             features,
-            ring: vec![0.0; frames * feature_len],
-            times: vec![f64::NEG_INFINITY; frames],
-            written: 0,
+            ring: FrameRing::new(slots, feature_len),
             window: vec![0.0; confirm.window_frames * feature_len],
             scratch: confirm.net.new_window_scratch(confirm.window_frames),
             best: vec![0.0; labels],
@@ -203,33 +250,20 @@ impl Confirmer {
 
     /// Feeds samples (at the input rate) to the checking front end.
     pub fn push(&mut self, samples: &[f32]) {
-        let Confirmer {
-            features,
-            ring,
-            times,
-            written,
-            ..
-        } = self;
-        features.push(samples, |t, frame| store(ring, times, written, t, frame));
+        let ring = &mut self.ring;
+        self.features.push(samples, |t, frame| ring.store(t, frame));
     }
 
     /// End of input: drains the checking front end's resampler.
     pub fn finish(&mut self) {
-        let Confirmer {
-            features,
-            ring,
-            times,
-            written,
-            ..
-        } = self;
-        features.finish(|t, frame| store(ring, times, written, t, frame));
+        let ring = &mut self.ring;
+        self.features.finish(|t, frame| ring.store(t, frame));
     }
 
     /// Forgets every past sample.
     pub fn reset(&mut self) {
         self.features.reset();
-        self.times.fill(f64::NEG_INFINITY);
-        self.written = 0;
+        self.ring.reset();
     }
 
     /// Whether the checking model agrees with `hit` (`time`: the hit's time from the last
@@ -237,12 +271,9 @@ impl Confirmer {
     /// the check only turns down what it has heard.
     pub fn agrees(&mut self, hit: &KeywordHit, time: f64) -> bool {
         let feature_len = self.confirm.frontend.feature_len();
-        let slots = self.times.len();
         let Confirmer {
             confirm,
             ring,
-            times,
-            written,
             window,
             scratch,
             best,
@@ -251,19 +282,9 @@ impl Confirmer {
         best.fill(0.0);
         let mut windows = 0;
         for end in &confirm.config.ends {
-            let until = time + end + 1e-6;
-            // The newest stored frame that ends by `until`, walking back from the newest.
-            let stored = (*written).min(slots);
-            let Some(back) = (0..stored).find(|b| times[(*written - 1 - b) % slots] <= until)
-            else {
+            let n = ring.copy_until(time + end + 1e-6, confirm.window_frames, window);
+            if n == 0 {
                 continue;
-            };
-            let n = confirm.window_frames.min(stored - back);
-            let last = *written - 1 - back;
-            for k in 0..n {
-                let slot = (last + 1 - n + k) % slots;
-                window[k * feature_len..(k + 1) * feature_len]
-                    .copy_from_slice(&ring[slot * feature_len..(slot + 1) * feature_len]);
             }
             let p = confirm
                 .net
@@ -282,12 +303,4 @@ impl Confirmer {
         };
         p >= confirm.config.min_posterior && best.iter().all(|v| *v <= p)
     }
-}
-
-/// Keeps one feature frame in the ring.
-fn store(ring: &mut [f32], times: &mut [f64], written: &mut usize, t: f64, frame: &[f32]) {
-    let slot = *written % times.len();
-    ring[slot * frame.len()..(slot + 1) * frame.len()].copy_from_slice(frame);
-    times[slot] = t;
-    *written += 1;
 }
