@@ -263,6 +263,7 @@ fn run_with(args: Args, config: PipelineConfig) -> anyhow::Result<ExitCode> {
             args.model.as_deref().unwrap_or(Path::new("?")).display()
         );
     }
+    let checked = model.confirm.is_some();
     let run_for = args.duration.as_deref().map(parse_duration).transpose()?;
     let fail_after = args
         .simulate_fail_after
@@ -385,6 +386,12 @@ fn run_with(args: Args, config: PipelineConfig) -> anyhow::Result<ExitCode> {
             "inference resets after dropped audio: {}",
             meter.resets.load(Ordering::Relaxed)
         );
+        if checked {
+            eprintln!(
+                "keyword decisions turned down by the second-stage check: {}",
+                meter.rejected.load(Ordering::Relaxed)
+            );
+        }
     }
     result?;
     Ok(ExitCode::SUCCESS)

@@ -128,6 +128,8 @@ fn event_line(name: &str, e: &Event, json: bool) -> String {
 struct FileOutcome {
     /// Events found (also those before damage).
     events: usize,
+    /// Events the second-stage check turned down.
+    rejected: usize,
     seconds: f64,
     codec: String,
     /// Why the file could not be read to its end.
@@ -145,6 +147,7 @@ impl Job<'_> {
         let name = path.display().to_string();
         let mut outcome = FileOutcome {
             events: 0,
+            rejected: 0,
             seconds: 0.0,
             codec: String::new(),
             error: None,
@@ -173,10 +176,12 @@ impl Job<'_> {
         let labels = &self.model.labels;
         let mut trace = Trace::default();
         let mut events = 0;
+        let mut rejected = 0;
         let result = spotter.push_reader(&mut reader, |hop| {
             if keep {
                 trace.record(hop, labels);
             }
+            rejected += usize::from(hop.rejected.is_some());
             if let Some(h) = &hop.hit {
                 events += 1;
                 let line = event_line(&name, &Event::from_hit(h, labels), self.json);
@@ -186,6 +191,7 @@ impl Job<'_> {
             }
         });
         outcome.events = events;
+        outcome.rejected = rejected;
         outcome.seconds = reader.seconds_read();
         if let Err(e) = result {
             outcome.error = Some(describe(e, outcome.events, outcome.seconds));
@@ -226,6 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let (mut model, _) = crate::model_arg::keyword_model(args.model.as_deref())?;
     args.confirm.apply(&mut model)?;
+    let checked = model.confirm.is_some();
     if args.stats {
         if let Some(line) = crate::model_arg::describe_confirm(&model) {
             eprintln!("{line}");
@@ -289,9 +296,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     bar.suspend(|| eprintln!("error: {e:#}"));
                 }
                 if args.stats {
+                    let turned_down = if checked {
+                        format!(" ({} turned down by the check)", outcome.rejected)
+                    } else {
+                        String::new()
+                    };
                     bar.suspend(|| {
                         eprintln!(
-                            "{name}: {:.1} s of audio ({}), {} events, {:.2} s, {:.0}x real time",
+                            "{name}: {:.1} s of audio ({}), {} events{turned_down}, {:.2} s, {:.0}x real time",
                             outcome.seconds,
                             outcome.codec,
                             outcome.events,

@@ -194,8 +194,9 @@ fn held_out_stream_uses_held_out_background_speakers_or_skip_without_shared() {
     );
 }
 
-/// `--confirm MODEL` checks every event: each is kept or counted as turned down, none is added,
-/// and `wav` prints only the kept ones. A check that cannot be made fails with the reason.
+/// `--confirm MODEL` checks every event: each is kept or counted as turned down, none is added;
+/// `wav` and `listen` print only the kept ones and say how many were turned down. A check that
+/// cannot be made fails with the reason.
 #[test]
 fn a_second_stage_check_turns_events_down_and_counts_them() {
     let dir = std::env::temp_dir().join(format!("sepstream-confirm-{}", std::process::id()));
@@ -227,18 +228,46 @@ fn a_second_stage_check_turns_events_down_and_counts_them() {
     let out = sepstream(&[
         "wav",
         "--json",
+        "--stats",
         "--confirm",
         "hello_edge_ds_cnn_l",
         "assets/sample_keywords.wav",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count() as u64,
         kept
+    );
+    assert!(
+        err.contains(&format!(
+            "{kept} events ({rejected} turned down by the check)"
+        )),
+        "{err}"
+    );
+    // The live path counts what the check turned down too (the sample as a simulated
+    // microphone, played in real time).
+    let out = sepstream(&[
+        "listen",
+        "--simulate",
+        "assets/sample_keywords.wav",
+        "--for",
+        "10s",
+        "--confirm",
+        "hello_edge_ds_cnn_l",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count() as u64,
+        kept,
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "keyword decisions turned down by the second-stage check: {rejected}"
+        )),
+        "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 

@@ -63,6 +63,8 @@ pub struct Meter {
     pub frames: AtomicU64,
     /// Discontinuities (dropped audio) that reset the stream.
     pub resets: AtomicU64,
+    /// Keyword decisions the second-stage check (`[decision.confirm]`) turned down.
+    pub rejected: AtomicU64,
 }
 
 impl Meter {
@@ -162,6 +164,9 @@ impl KwsStage {
         spotter.push_hops(samples, |hop| {
             if let Some(post) = hop.posteriors {
                 meter.update(post);
+            }
+            if hop.rejected.is_some() {
+                meter.rejected.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(h) = hop.hit {
                 emit(KwsHit {
