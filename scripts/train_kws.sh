@@ -16,15 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMBERS=${1:-5}
 WORK=${2:-/work/cache/kws}
-DATA=../shared/data/speech_commands
-for d in "$DATA" ../shared/data/speech/librispeech ../shared/data/negatives; do
-  [ -d "$d" ] || { echo "train_kws.sh: $d not found (see ../shared/data/README.md)" >&2; exit 1; }
-done
-SYNTH=${SYNTH:-/work/cache/synth-v3}
-mkdir -p "$WORK"
-[ -d "$SYNTH" ] || scripts/synth_speech.sh "$SYNTH" 1
-cargo build --release -p sepstream-cli --features train
-BIN=${CARGO_TARGET_DIR:-target}/release/sepstream
+source scripts/train_prelude.sh
 member() {
   RAYON_NUM_THREADS=1 "$BIN" train --spec configs/kws_tc_10ms.toml --data "$DATA" \
     --extra "$SYNTH" --epochs 40 --seed "$1" --split-seed 1 \

@@ -14,15 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMBERS=${1:-2}
 WORK=${2:-/work/cache/kws-m}
-DATA=../shared/data/speech_commands
-for d in "$DATA" ../shared/data/speech/librispeech ../shared/data/negatives; do
-  [ -d "$d" ] || { echo "train_kws_ds_cnn_m.sh: $d not found (see ../shared/data/README.md)" >&2; exit 1; }
-done
-SYNTH=${SYNTH:-/work/cache/synth-v3}
-mkdir -p "$WORK"
-[ -d "$SYNTH" ] || scripts/synth_speech.sh "$SYNTH" 1
-cargo build --release -p sepstream-cli --features train
-BIN=${CARGO_TARGET_DIR:-target}/release/sepstream
+source scripts/train_prelude.sh
 specs=()
 for s in $(seq 1 "$MEMBERS"); do
   echo "training member $s of $MEMBERS (log: $WORK/member$s.log)"

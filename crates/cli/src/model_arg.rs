@@ -1,6 +1,6 @@
 //! `--model` arguments: a spec file, or the name of a model compiled into the binary (`sepstream models`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use std::sync::Arc;
@@ -12,33 +12,34 @@ use sepstream_nn::Network;
 /// The model `arg` names (a spec file or a bundled name), or the bundled `default`; with the
 /// name to show in messages.
 pub fn network(arg: Option<&Path>, default: &str) -> anyhow::Result<(Network, String)> {
-    let source = match arg {
-        Some(a) => ModelSource::resolve(a)?,
-        None => ModelSource::resolve(Path::new(default))?,
-    };
+    let (net, name, _) = network_with_folder(arg, default)?;
+    Ok((net, name))
+}
+
+/// [`network`], with the folder of its spec file (`None` for a bundled model).
+fn network_with_folder(
+    arg: Option<&Path>,
+    default: &str,
+) -> anyhow::Result<(Network, String, Option<PathBuf>)> {
+    let source = ModelSource::resolve(arg.unwrap_or(Path::new(default)))?;
     let name = source.display_name();
     let net = source
         .network()
         .with_context(|| format!("loading model {name}"))?;
-    Ok((net, name))
+    let folder = match &source {
+        ModelSource::File(p) => p.parent().map(Path::to_path_buf),
+        ModelSource::Bundled(_) => None,
+    };
+    Ok((net, name, folder))
 }
 
 /// The keyword model `arg` names (or the bundled default) with its front end and decision
 /// settings, checked against each other, and the second-stage check its `[decision.confirm]`
-/// names; with the name to show in messages.
+/// names (a spec file beside the model's); with the name to show in messages.
 pub fn keyword_model(arg: Option<&Path>) -> anyhow::Result<(KwsModel, String)> {
-    let source = ModelSource::resolve(
-        arg.unwrap_or(Path::new(sepstream_nn::bundled::DEFAULT_KEYWORD_MODEL)),
-    )?;
-    let name = source.display_name();
-    let net = source
-        .network()
-        .with_context(|| format!("loading model {name}"))?;
-    let base = match &source {
-        ModelSource::File(p) => p.parent(),
-        ModelSource::Bundled(_) => None,
-    };
-    let model = KwsModel::from_network_in(net, false, base)
+    let (net, name, folder) =
+        network_with_folder(arg, sepstream_nn::bundled::DEFAULT_KEYWORD_MODEL)?;
+    let model = KwsModel::from_network_in(net, false, folder.as_deref())
         .with_context(|| format!("keyword model {name}"))?;
     Ok((model, name))
 }

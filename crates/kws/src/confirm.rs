@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sepstream_audio::{ConfirmConfig, FeatureStream, FrontendConfig, KeywordHit};
 use sepstream_nn::bundled::ModelSource;
+use sepstream_nn::cost::model_cost;
 use sepstream_nn::{Network, WindowScratch};
 
 use crate::error::KwsError;
@@ -93,13 +94,9 @@ impl Confirm {
                     .into(),
             ));
         }
-        // The frames a one-window clip gives: one per hop once the first analysis window is full.
+        // The frames a one-window clip gives (at least one, as a shorter clip is read).
         let samples = (decision.window * f64::from(frontend.sample_rate)).round() as usize;
-        let window_frames = if samples >= frontend.window {
-            1 + (samples - frontend.window) / frontend.hop
-        } else {
-            1
-        };
+        let window_frames = frontend.n_frames(samples).max(1);
         Ok(Confirm {
             net: Arc::new(net),
             frontend,
@@ -129,20 +126,15 @@ impl Confirm {
         self.window_frames
     }
 
-    /// FLOPs of one check: the checking network over every window `ends` names.
+    /// FLOPs of one check: the checking network over every window `ends` names (each layer's
+    /// FLOPs per output frame times its outputs in one window, from [`model_cost`]).
     pub fn flops_per_check(&self) -> u64 {
-        let layers: u64 = (0..self.net.layers().len())
-            .map(|i| {
-                let l = &self.net.layers()[i];
-                let stride_before: usize = self.net.layers()[..i]
-                    .iter()
-                    .map(|l| l.time_stride())
-                    .product();
-                let frames = self.window_frames.div_ceil(stride_before * l.time_stride());
-                l.flops_per_frame() * frames as u64
-            })
+        let per_window: u64 = model_cost(&self.net)
+            .layers
+            .iter()
+            .map(|l| l.flops_per_frame * self.window_frames.div_ceil(l.cumulative_stride) as u64)
             .sum();
-        layers * self.config.ends.len() as u64
+        per_window * self.config.ends.len() as u64
     }
 }
 
