@@ -15,8 +15,9 @@ pub struct Args {
     #[arg(long, required_unless_present = "false_accepts")]
     data: Option<PathBuf>,
     /// Events per hour over long recordings in which nobody addresses the device (every audio
-    /// file under DIR, WAV/FLAC/MP3/Ogg): each event is a false accept. With --val-split, only
-    /// the held-out speakers (the file name up to its first `-` or `_`).
+    /// file under DIR, WAV/FLAC/MP3/Ogg): each event is a false accept, listed with its file and
+    /// times (the first 20 in text, all with --json). With --val-split, only the held-out
+    /// speakers (the file name up to its first `-` or `_`).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "stream", "clip_tail"])]
     false_accepts: Option<PathBuf>,
     /// With --stream: put the keyword clips into this continuous background (every audio file
@@ -165,9 +166,25 @@ fn run_false_accepts(args: &Args, dir: &std::path::Path) -> anyhow::Result<ExitC
         for (f, n, s) in &r.worst_files {
             println!("  {n:>3} events in {s:>6.1} s  {f}");
         }
+        if !r.found.is_empty() {
+            println!("events (word start-decision, s, and score; every one with --json):");
+        }
+        for fa in r.found.iter().take(LISTED_EVENTS) {
+            let e = &fa.event;
+            println!(
+                "  {:<8} {:>7.2}-{:<7.2} {:.3}  {}",
+                e.keyword, e.start, e.end, e.score, fa.file
+            );
+        }
+        if r.found.len() > LISTED_EVENTS {
+            println!("  ... {} more", r.found.len() - LISTED_EVENTS);
+        }
     }
     Ok(report_errors(&r.errors))
 }
+
+/// Events `eval --false-accepts` lists in its text report.
+const LISTED_EVENTS: usize = 20;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.false_accepts {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sepstream_audio::{resample_clip, DecisionConfig, FeatureExtractor, FrontendConfig};
+use sepstream_audio::{
+    resample_clip, DecisionConfig, FeatureExtractor, FrontendConfig, KeywordHit,
+};
 
 use sepstream_kws::{with_causes, Confirm, Hop, ModelSettings, Spotter};
 use sepstream_nn::Network;
@@ -482,9 +484,22 @@ pub struct FalseAcceptEval {
     pub per_keyword: Vec<(String, usize)>,
     /// The files with the most events: (path, events, seconds).
     pub worst_files: Vec<(String, usize, f64)>,
+    /// Every event, file by file in the order given and in time within a file, so each can be
+    /// found and listened to.
+    pub found: Vec<FalseAccept>,
     /// Files that could not be read to their end (path, reason); their events before the damage
     /// still count.
     pub errors: Vec<(String, String)>,
+}
+
+/// One event over a recording in which nobody addresses the device.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FalseAccept {
+    /// The recording.
+    pub file: String,
+    /// The event, its times in seconds into the recording.
+    #[serde(flatten)]
+    pub event: Event,
 }
 
 /// Streams every file through the engine and the detector (`decision`, normally the spec's,
@@ -498,7 +513,7 @@ pub fn eval_false_accepts(
 ) -> Result<FalseAcceptEval, TrainError> {
     let (fe, _) = configs(net)?;
     let labels = &net.spec().labels;
-    let per_file: Vec<(Vec<usize>, usize, f64, Option<String>)> = files
+    let per_file: Vec<(Vec<KeywordHit>, usize, f64, Option<String>)> = files
         .par_iter()
         .map(|path| {
             let mut events = Vec::new();
@@ -514,9 +529,7 @@ pub fn eval_false_accepts(
             };
             let r = match spotter {
                 Ok(mut spotter) => spotter.push_reader(&mut reader, |hop| {
-                    if let Some(h) = &hop.hit {
-                        events.push(h.label_index);
-                    }
+                    events.extend(hop.hit);
                     rejected += usize::from(hop.rejected.is_some());
                 }),
                 Err(e) => Err(e),
@@ -534,12 +547,17 @@ pub fn eval_false_accepts(
     let mut errors = Vec::new();
     let mut worst = Vec::new();
     let mut rejected = 0;
+    let mut found = Vec::new();
     for (path, (events, r, s, err)) in files.iter().zip(per_file) {
         rejected += r;
-        for &l in &events {
-            if l < counts.len() {
-                counts[l] += 1;
+        for hit in &events {
+            if let Some(c) = counts.get_mut(hit.label_index) {
+                *c += 1;
             }
+            found.push(FalseAccept {
+                file: path.display().to_string(),
+                event: Event::from_hit(hit, labels),
+            });
         }
         seconds += s;
         worst.push((path.display().to_string(), events.len(), s));
@@ -564,6 +582,7 @@ pub fn eval_false_accepts(
             .filter(|(_, n)| *n > 0)
             .collect(),
         worst_files: worst,
+        found,
         errors,
     })
 }
