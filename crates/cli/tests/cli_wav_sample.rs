@@ -18,19 +18,7 @@ fn sample_wav_keywords_in_order_and_time() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let truth: Vec<(String, f64, f64)> =
-        std::fs::read_to_string(r.join("assets/sample_keywords.txt"))
-            .expect("truth file")
-            .lines()
-            .map(|l| {
-                let v: Vec<&str> = l.split_whitespace().collect();
-                (
-                    v[0].to_string(),
-                    v[1].parse().unwrap(),
-                    v[2].parse().unwrap(),
-                )
-            })
-            .collect();
+    let truth = sepstream_testkit::sample_keywords();
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))

@@ -46,20 +46,13 @@ fn false_accepts_counts_every_event_of_every_file() {
     assert!(r["errors"].as_array().unwrap().is_empty());
     // Every event is listed with its file and times: the sample's words in order, each decided
     // after its word began and within 0.6 s of its end (assets/sample_keywords.txt).
-    let words = std::fs::read_to_string(repo_root().join("assets/sample_keywords.txt")).unwrap();
-    let words: Vec<(&str, f64, f64)> = words
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0], f[1].parse().unwrap(), f[2].parse().unwrap())
-        })
-        .collect();
+    let words = sepstream_testkit::sample_keywords();
     let found = r["found"].as_array().unwrap();
     assert_eq!(found.len(), 8, "{r}");
     for (file, events) in [("1-a.wav", &found[..4]), ("2-b.flac", &found[4..])] {
         for (e, (word, start, end)) in events.iter().zip(&words) {
             assert!(e["file"].as_str().unwrap().ends_with(file), "{e}");
-            assert_eq!(e["keyword"], *word, "{e}");
+            assert_eq!(e["keyword"], word.as_str(), "{e}");
             let decided = e["end"].as_f64().unwrap();
             assert!(
                 decided > *start && decided < end + 0.6,

@@ -99,6 +99,23 @@ pub fn config_path(name: &str) -> std::path::PathBuf {
     repo_root().join("configs").join(name)
 }
 
+/// The words scripts/make_sample_wav.sh put in assets/sample_keywords.wav, from
+/// assets/sample_keywords.txt: (keyword, start s, end s), in order.
+pub fn sample_keywords() -> Vec<(String, f64, f64)> {
+    std::fs::read_to_string(repo_root().join("assets/sample_keywords.txt"))
+        .expect("assets/sample_keywords.txt")
+        .lines()
+        .map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            (
+                v[0].to_string(),
+                v[1].parse().expect("start time"),
+                v[2].parse().expect("end time"),
+            )
+        })
+        .collect()
+}
+
 /// `../shared/data` beside the checkout (the recordings tests may read; they skip, saying so,
 /// when it is missing).
 pub fn shared_data() -> std::path::PathBuf {
